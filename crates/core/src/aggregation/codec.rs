@@ -1,0 +1,347 @@
+//! The stored bytes of an [`AggState`].
+//!
+//! Every state starts with one header byte, `(STATE_FORMAT_VERSION << 5) | kind`,
+//! followed by a little-endian payload. Each encoding is self-delimiting: it carries
+//! its own arguments (`n`, `dim`) and lengths, so states can be concatenated and decoded
+//! without knowing the rule that made them. Varints are unsigned LEB128.
+//!
+//! | kind | aggregation | payload after the header | size |
+//! |---|---|---|---|
+//! | 1 | sum | f64 sum (NaN = empty) | 9 |
+//! | 2 | count | varint count | 2..=11 |
+//! | 3 | min | f64 (NaN = empty) | 9 |
+//! | 4 | max | f64 (NaN = empty) | 9 |
+//! | 5 | mean | f64 sum, varint count | 10..=18 for counts below 2^63 |
+//! | 6 / 7 | var / var_sample | varint count; if count > 0: f64 mean, f64 m2 | 2 or 18..=27 |
+//! | 8 / 9 | std / std_sample | as var | 2 or 18..=27 |
+//! | 10 / 11 | min_by_n / max_by_n | varint n, varint len, len pairs of (f64 by, item), best first | 3 + pairs |
+//! | 12 / 13 | vector_sum / vector_mean | varint dim, varint count; if count > 0: dim f64 sums | 3+ or 3+ + 8 dim |
+//! | 20, 21, 22 | reserved: approx_count_distinct, approx_top_k, approx_percentile | | |
+//!
+//! An item is a tag byte then its value: `0` and an f64 for a number, `1`, a varint byte
+//! length and UTF-8 bytes for a text.
+
+use super::ranked::Rank;
+use super::{AggState, Moments, RankedState, VectorState, STATE_FORMAT_VERSION};
+use super::{MAX_RANKED_N, MAX_VECTOR_DIM};
+use crate::error::{CoreError, CoreResult};
+use crate::item::Item;
+
+const KIND_SUM: u8 = 1;
+const KIND_COUNT: u8 = 2;
+const KIND_MIN: u8 = 3;
+const KIND_MAX: u8 = 4;
+const KIND_MEAN: u8 = 5;
+const KIND_VAR: u8 = 6;
+const KIND_VAR_SAMPLE: u8 = 7;
+const KIND_STD: u8 = 8;
+const KIND_STD_SAMPLE: u8 = 9;
+const KIND_MIN_BY_N: u8 = 10;
+const KIND_MAX_BY_N: u8 = 11;
+const KIND_VECTOR_SUM: u8 = 12;
+const KIND_VECTOR_MEAN: u8 = 13;
+// 20 (approx_count_distinct), 21 (approx_top_k) and 22 (approx_percentile) are
+// reserved for the sketch states.
+
+const ITEM_NUMBER: u8 = 0;
+const ITEM_TEXT: u8 = 1;
+
+impl AggState {
+    fn kind_code(&self) -> u8 {
+        match self {
+            AggState::Sum(_) => KIND_SUM,
+            AggState::Count(_) => KIND_COUNT,
+            AggState::Min(_) => KIND_MIN,
+            AggState::Max(_) => KIND_MAX,
+            AggState::Mean { .. } => KIND_MEAN,
+            AggState::Var { sample: false, .. } => KIND_VAR,
+            AggState::Var { sample: true, .. } => KIND_VAR_SAMPLE,
+            AggState::Std { sample: false, .. } => KIND_STD,
+            AggState::Std { sample: true, .. } => KIND_STD_SAMPLE,
+            AggState::MinByN(_) => KIND_MIN_BY_N,
+            AggState::MaxByN(_) => KIND_MAX_BY_N,
+            AggState::VectorSum(_) => KIND_VECTOR_SUM,
+            AggState::VectorMean(_) => KIND_VECTOR_MEAN,
+        }
+    }
+
+    /// Appends this state's self-delimiting encoding to `out` (see the module table).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push((STATE_FORMAT_VERSION << 5) | self.kind_code());
+        match self {
+            AggState::Sum(v) | AggState::Min(v) | AggState::Max(v) => {
+                put_f64(out, v.unwrap_or(f64::NAN));
+            }
+            AggState::Count(count) => put_varint(out, *count),
+            AggState::Mean { sum, count } => {
+                put_f64(out, *sum);
+                put_varint(out, *count);
+            }
+            AggState::Var { moments, .. } | AggState::Std { moments, .. } => {
+                put_varint(out, moments.count);
+                if moments.count > 0 {
+                    put_f64(out, moments.mean);
+                    put_f64(out, moments.m2);
+                }
+            }
+            AggState::MinByN(ranked) | AggState::MaxByN(ranked) => {
+                put_varint(out, u64::from(ranked.n));
+                put_varint(out, ranked.pairs.len() as u64);
+                for (by, item) in &ranked.pairs {
+                    put_f64(out, *by);
+                    match item {
+                        Item::Number(v) => {
+                            out.push(ITEM_NUMBER);
+                            put_f64(out, *v);
+                        }
+                        Item::Text(text) => {
+                            out.push(ITEM_TEXT);
+                            put_varint(out, text.len() as u64);
+                            out.extend_from_slice(text.as_bytes());
+                        }
+                    }
+                }
+            }
+            AggState::VectorSum(vector) | AggState::VectorMean(vector) => {
+                put_varint(out, u64::from(vector.dim));
+                put_varint(out, vector.count);
+                if vector.count > 0 {
+                    for s in &vector.sum {
+                        put_f64(out, *s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes one state from the front of `bytes`, returning it and how many bytes it
+    /// took (anything after is left alone). Fails with `CorruptState` on empty input, an
+    /// unknown version or kind, a truncated payload, invalid UTF-8, or arguments and
+    /// lengths no encoder would write. Never panics, whatever the input.
+    pub fn decode(bytes: &[u8]) -> CoreResult<(AggState, usize)> {
+        let Some(&header) = bytes.first() else {
+            return Err(CoreError::corrupt(
+                "cannot decode an aggregation state from empty input",
+            ));
+        };
+        let version = header >> 5;
+        if version != STATE_FORMAT_VERSION {
+            return Err(CoreError::corrupt(format!(
+                "unsupported state format version {version} (header byte 0x{header:02x}); \
+                 this build reads version {STATE_FORMAT_VERSION}"
+            )));
+        }
+        let kind = header & 0x1f;
+        let mut r = Reader {
+            bytes,
+            pos: 1,
+            kind: kind_name(kind),
+        };
+        let state = match kind {
+            KIND_SUM => AggState::Sum(r.optional_f64("sum")?),
+            KIND_COUNT => AggState::Count(r.varint("count")?),
+            KIND_MIN => AggState::Min(r.optional_f64("min")?),
+            KIND_MAX => AggState::Max(r.optional_f64("max")?),
+            KIND_MEAN => {
+                let sum = r.f64("sum")?;
+                let count = r.varint("count")?;
+                if count == 0 && sum != 0.0 {
+                    return Err(r.impossible(format!("a sum of {sum} over no values")));
+                }
+                AggState::Mean { sum, count }
+            }
+            KIND_VAR | KIND_VAR_SAMPLE | KIND_STD | KIND_STD_SAMPLE => {
+                let moments = decode_moments(&mut r)?;
+                let sample = kind == KIND_VAR_SAMPLE || kind == KIND_STD_SAMPLE;
+                if kind == KIND_VAR || kind == KIND_VAR_SAMPLE {
+                    AggState::Var { moments, sample }
+                } else {
+                    AggState::Std { moments, sample }
+                }
+            }
+            KIND_MIN_BY_N => AggState::MinByN(decode_ranked(&mut r, Rank::Smallest)?),
+            KIND_MAX_BY_N => AggState::MaxByN(decode_ranked(&mut r, Rank::Largest)?),
+            KIND_VECTOR_SUM => AggState::VectorSum(decode_vector(&mut r)?),
+            KIND_VECTOR_MEAN => AggState::VectorMean(decode_vector(&mut r)?),
+            20..=22 => {
+                return Err(CoreError::corrupt(format!(
+                    "state kind {kind} ({}) is a sketch, which this build cannot decode",
+                    kind_name(kind)
+                )))
+            }
+            _ => {
+                return Err(CoreError::corrupt(format!(
+                    "unknown aggregation state kind {kind} (header byte 0x{header:02x})"
+                )))
+            }
+        };
+        Ok((state, r.pos))
+    }
+}
+
+fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        KIND_SUM => "sum",
+        KIND_COUNT => "count",
+        KIND_MIN => "min",
+        KIND_MAX => "max",
+        KIND_MEAN => "mean",
+        KIND_VAR => "var",
+        KIND_VAR_SAMPLE => "var_sample",
+        KIND_STD => "std",
+        KIND_STD_SAMPLE => "std_sample",
+        KIND_MIN_BY_N => "min_by_n",
+        KIND_MAX_BY_N => "max_by_n",
+        KIND_VECTOR_SUM => "vector_sum",
+        KIND_VECTOR_MEAN => "vector_mean",
+        20 => "approx_count_distinct",
+        21 => "approx_top_k",
+        22 => "approx_percentile",
+        _ => "unknown",
+    }
+}
+
+fn decode_moments(r: &mut Reader<'_>) -> CoreResult<Moments> {
+    let count = r.varint("count")?;
+    if count == 0 {
+        return Ok(Moments::EMPTY);
+    }
+    let mean = r.f64("mean")?;
+    let m2 = r.f64("m2")?;
+    Ok(Moments { count, mean, m2 })
+}
+
+fn decode_ranked(r: &mut Reader<'_>, rank: Rank) -> CoreResult<RankedState> {
+    let n = r.varint("n")?;
+    if !(1..=u64::from(MAX_RANKED_N)).contains(&n) {
+        return Err(r.impossible(format!("n = {n}, outside 1..={MAX_RANKED_N}")));
+    }
+    let len = r.varint("pair count")?;
+    if len > n {
+        return Err(r.impossible(format!("{len} pairs kept with n = {n}")));
+    }
+    // Both bounded by MAX_RANKED_N above, so the allocation is small whatever the input.
+    let mut state = RankedState::new(n as u32);
+    state.pairs.reserve_exact(len as usize);
+    for _ in 0..len {
+        let by = r.f64("by")?;
+        let item = match r.u8("item tag")? {
+            ITEM_NUMBER => Item::Number(r.f64("number item")?),
+            ITEM_TEXT => {
+                let text_len = r.varint("text length")?;
+                let raw = r.take(text_len, "text item")?;
+                match std::str::from_utf8(raw) {
+                    Ok(text) => Item::Text(text.to_owned()),
+                    Err(e) => {
+                        return Err(r.impossible(format!("a text item that is not UTF-8 ({e})")))
+                    }
+                }
+            }
+            tag => return Err(r.impossible(format!("item tag {tag}"))),
+        };
+        state.pairs.push(RankedState::canonical_pair(by, item));
+    }
+    if !state.is_well_formed(rank) {
+        return Err(r.impossible("pairs that are non-finite or out of order".to_owned()));
+    }
+    Ok(state)
+}
+
+fn decode_vector(r: &mut Reader<'_>) -> CoreResult<VectorState> {
+    let dim = r.varint("dim")?;
+    if !(1..=u64::from(MAX_VECTOR_DIM)).contains(&dim) {
+        return Err(r.impossible(format!("dim = {dim}, outside 1..={MAX_VECTOR_DIM}")));
+    }
+    let mut state = VectorState::new(dim as u32);
+    state.count = r.varint("count")?;
+    if state.count > 0 {
+        // Taken before allocating, so a corrupt dim cannot ask for memory it lacks bytes for.
+        let raw = r.take(dim * 8, "element sums")?;
+        state.sum = raw
+            .chunks_exact(8)
+            .map(|chunk| {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                f64::from_le_bytes(word)
+            })
+            .collect();
+    }
+    Ok(state)
+}
+
+fn put_f64(out: &mut Vec<u8>, v: f64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A cursor over an encoded state that turns every shortfall into a `CorruptState`
+/// error naming the state kind, the field and the offset.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    kind: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: u64, what: &str) -> CoreResult<&'a [u8]> {
+        let available = self.bytes.len() - self.pos;
+        match usize::try_from(len) {
+            Ok(len) if len <= available => {
+                let slice = &self.bytes[self.pos..self.pos + len];
+                self.pos += len;
+                Ok(slice)
+            }
+            _ => Err(CoreError::corrupt(format!(
+                "truncated {} state: the {what} at byte {} needs {len} bytes, {available} left",
+                self.kind, self.pos
+            ))),
+        }
+    }
+
+    fn u8(&mut self, what: &str) -> CoreResult<u8> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn f64(&mut self, what: &str) -> CoreResult<f64> {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(self.take(8, what)?);
+        Ok(f64::from_le_bytes(word))
+    }
+
+    /// An f64 where NaN stands for "no value yet".
+    fn optional_f64(&mut self, what: &str) -> CoreResult<Option<f64>> {
+        let v = self.f64(what)?;
+        Ok((!v.is_nan()).then_some(v))
+    }
+
+    fn varint(&mut self, what: &str) -> CoreResult<u64> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let byte = self.u8(what)?;
+            let bits = u64::from(byte & 0x7f);
+            // The tenth byte holds the 64th bit only.
+            if i == 9 && bits > 1 {
+                break;
+            }
+            value |= bits << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(self.impossible(format!("a {what} varint beyond 64 bits")))
+    }
+
+    fn impossible(&self, what: String) -> CoreError {
+        CoreError::corrupt(format!(
+            "corrupt {} state: {what} (at byte {})",
+            self.kind, self.pos
+        ))
+    }
+}

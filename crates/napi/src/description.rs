@@ -1,0 +1,181 @@
+//! The plain, serialisable description of what a store holds (series, rules, retention):
+//! what the TypeScript planner produces and the engine receives.
+
+use napi_derive::napi;
+use tessera_store::{AggregationSpec, RuleSpec, SeriesSpec, ValueKind as StoreValueKind};
+
+use crate::error::js_error;
+
+/// What the aggregated column of a series holds.
+#[napi(string_enum)]
+#[derive(Debug, PartialEq, Eq)]
+pub enum ValueKind {
+    #[napi(value = "number")]
+    Number,
+    #[napi(value = "string")]
+    String,
+    #[napi(value = "vector")]
+    Vector,
+}
+
+/// The aggregations a rule can compute (semantics section 4). `sum` and `mean` over a
+/// vector series are the element-wise vector aggregations.
+#[napi(string_enum)]
+#[derive(Debug, PartialEq, Eq)]
+pub enum AggregationKind {
+    #[napi(value = "sum")]
+    Sum,
+    #[napi(value = "count")]
+    Count,
+    #[napi(value = "min")]
+    Min,
+    #[napi(value = "max")]
+    Max,
+    #[napi(value = "mean")]
+    Mean,
+    #[napi(value = "var")]
+    Var,
+    #[napi(value = "var_sample")]
+    VarSample,
+    #[napi(value = "std")]
+    Std,
+    #[napi(value = "std_sample")]
+    StdSample,
+    #[napi(value = "min_by_n")]
+    MinByN,
+    #[napi(value = "max_by_n")]
+    MaxByN,
+    #[napi(value = "approx_count_distinct")]
+    ApproxCountDistinct,
+    #[napi(value = "approx_top_k")]
+    ApproxTopK,
+    #[napi(value = "approx_percentile")]
+    ApproxPercentile,
+}
+
+impl AggregationKind {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Sum => "sum",
+            Self::Count => "count",
+            Self::Min => "min",
+            Self::Max => "max",
+            Self::Mean => "mean",
+            Self::Var => "var",
+            Self::VarSample => "var_sample",
+            Self::Std => "std",
+            Self::StdSample => "std_sample",
+            Self::MinByN => "min_by_n",
+            Self::MaxByN => "max_by_n",
+            Self::ApproxCountDistinct => "approx_count_distinct",
+            Self::ApproxTopK => "approx_top_k",
+            Self::ApproxPercentile => "approx_percentile",
+        }
+    }
+}
+
+/// One aggregation with its arguments.
+#[napi(object)]
+#[derive(Debug)]
+pub struct AggregationDescription {
+    pub kind: AggregationKind,
+    /// min_by_n / max_by_n: how many values to keep.
+    pub n: Option<u32>,
+    /// approx_top_k: how many items to return.
+    pub k: Option<u32>,
+    /// approx_top_k: weight items by the `by` column.
+    pub weighted: Option<bool>,
+    /// approx_percentile: the quantile in [0, 1].
+    pub quantile: Option<f64>,
+    /// approx_count_distinct: the CPC accuracy parameter.
+    pub lg_k: Option<u32>,
+    /// approx_percentile: the sketch size.
+    pub sketch_size: Option<u32>,
+}
+
+/// One (aggregation, bucket size) rule of a series.
+#[napi(object)]
+#[derive(Debug)]
+pub struct RuleDescription {
+    pub aggregation: AggregationDescription,
+    pub bucket_size_ms: f64,
+    /// Bucket origin in Unix ms (`bucket_start`); 0 aligns buckets on the epoch.
+    pub bucket_origin_ms: f64,
+    /// The largest window this rule serves; buckets older than that plus one bucket are
+    /// removed.
+    pub retention_ms: f64,
+}
+
+/// One stored series: the values of one aggregated column per group key.
+#[napi(object)]
+#[derive(Debug)]
+pub struct SeriesDescription {
+    /// Stable id chosen by the planner; a changed series must get a new id.
+    pub id: String,
+    pub value_kind: ValueKind,
+    pub vector_dim: Option<u32>,
+    /// Rule index = position in this list.
+    pub rules: Vec<RuleDescription>,
+}
+
+/// Everything a store holds: the plan's series.
+#[napi(object)]
+#[derive(Debug)]
+pub struct StoreDescription {
+    pub series: Vec<SeriesDescription>,
+}
+
+pub(crate) fn whole_ms(value: f64, what: &str, series: &str) -> napi::Result<i64> {
+    if value.is_finite() && value.fract() == 0.0 && value.abs() < 9.007e15 {
+        Ok(value as i64)
+    } else {
+        Err(js_error(
+            "INVALID_DESCRIPTION",
+            format!("series '{series}': {what} is {value}, not a whole number of milliseconds"),
+        ))
+    }
+}
+
+impl StoreDescription {
+    pub(crate) fn into_specs(self) -> napi::Result<Vec<SeriesSpec>> {
+        self.series
+            .into_iter()
+            .map(|s| {
+                let rules = s
+                    .rules
+                    .into_iter()
+                    .map(|r| {
+                        Ok(RuleSpec {
+                            bucket_size_ms: whole_ms(r.bucket_size_ms, "bucketSizeMs", &s.id)?,
+                            bucket_origin_ms: whole_ms(
+                                r.bucket_origin_ms,
+                                "bucketOriginMs",
+                                &s.id,
+                            )?,
+                            retention_ms: whole_ms(r.retention_ms, "retentionMs", &s.id)?,
+                            aggregation: AggregationSpec {
+                                kind: r.aggregation.kind.name().to_string(),
+                                n: r.aggregation.n,
+                                k: r.aggregation.k,
+                                weighted: r.aggregation.weighted,
+                                quantile: r.aggregation.quantile,
+                                lg_k: r.aggregation.lg_k,
+                                sketch_size: r.aggregation.sketch_size,
+                            },
+                        })
+                    })
+                    .collect::<napi::Result<Vec<_>>>()?;
+                Ok(SeriesSpec {
+                    id: s.id,
+                    value_kind: match s.value_kind {
+                        ValueKind::Number => StoreValueKind::Number,
+                        ValueKind::String => StoreValueKind::String,
+                        ValueKind::Vector => StoreValueKind::Vector,
+                    },
+                    vector_dim: s.vector_dim,
+                    rules,
+                })
+            })
+            .collect()
+    }
+}

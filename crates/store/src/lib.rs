@@ -1,0 +1,18 @@
+//! Tessera's RocksDB bucket store: coalesced ingest of columnar batches, atomic commits
+//! with source positions, window reads over many keys and rules, and retention.
+
+pub mod error;
+pub mod fold;
+pub mod key;
+pub mod layout;
+pub mod record;
+pub mod store;
+
+pub use error::{StoreError, StoreErrorKind, StoreResult};
+pub use fold::{KeyColumn, SeriesBatch, ValueColumn, NULL_CODE};
+pub use layout::{AggregationSpec, RuleSpec, SeriesLayout, SeriesSpec, ValueKind};
+pub use store::{
+    store_column_families, BucketStore, Clock, CommitMode, CommitReport, Explanation, IngestReport,
+    OpenReport, SourcePosition, StoreOptions, StoredBucket, WindowAnswer, WindowRead,
+    STORE_FORMAT_VERSION,
+};

@@ -1,0 +1,38 @@
+// `npm test`: every check the project keeps green, in order, failing on the first
+// failure: the native build, Rust format/lints/tests, TypeScript types and lints, vitest.
+import { spawnSync } from 'node:child_process';
+import { cargoEnv, hostTriple } from './native-env.mjs';
+
+const env = cargoEnv();
+const triple = hostTriple();
+const target = triple ? ['--target', triple] : [];
+const steps = [
+  ['native build', 'npm', ['run', '--silent', 'build:native']],
+  ['cargo fmt', 'cargo', ['fmt', '--all', '--check']],
+  [
+    'cargo clippy',
+    'cargo',
+    ['clippy', '--release', ...target, '--workspace', '--all-targets', '--', '-D', 'warnings'],
+  ],
+  [
+    'cargo test',
+    'cargo',
+    ['test', '--release', ...target, '-p', 'tessera-core', '-p', 'tessera-store'],
+  ],
+  ['tsc --noEmit', 'npx', ['tsc', '--noEmit', '-p', 'tsconfig.json']],
+  ['biome', 'npx', ['biome', 'check', '.']],
+  ['vitest', 'npx', ['vitest', 'run']],
+];
+const only = process.argv.slice(2);
+for (const [name, command, args] of steps) {
+  if (only.length > 0 && !only.includes(name.split(' ')[0])) continue;
+  const started = Date.now();
+  console.log(`\n=== ${name} ===`);
+  const result = spawnSync(command, args, { stdio: 'inherit', env });
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  if (result.status !== 0) {
+    console.error(`\n=== ${name} FAILED (${seconds}s) ===`);
+    process.exit(result.status ?? 1);
+  }
+  console.log(`=== ${name} ok (${seconds}s) ===`);
+}

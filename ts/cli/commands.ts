@@ -1,0 +1,9 @@
+/**
+ * The command table. To add a command (`demo`, `aggregate backfill`, `deadletters`),
+ * write `commands/<name>.ts` exporting a `Command` and list it here.
+ */
+import type { Command } from './command.js';
+import { aggregateList } from './commands/aggregate-list.js';
+
+/** Every command of the `tessera` CLI. */
+export const commands: readonly Command[] = [aggregateList];

@@ -1,0 +1,28 @@
+/**
+ * Tessera's planner: feature definitions -> a frozen, serialisable plan of series,
+ * rules, buckets and reads; the store description the native engine receives; the
+ * `aggregate list` table and the storage estimate.
+ *
+ * @example
+ * import { compile, renderAggregateList, toStoreDescription } from 'tessera';
+ * const { plan, diagnostics } = compile([User, Transaction]);
+ * console.log(renderAggregateList(plan));
+ * native.open(toStoreDescription(plan));
+ */
+export { type CompileResult, compile, type PlanInput, plan, validate } from './compile.js';
+export {
+  type AggregateListRow,
+  aggregateListRows,
+  aggregationText,
+  renderAggregateList,
+  renderStorageEstimate,
+  renderTable,
+} from './list.js';
+export { findRead, type WindowRefLike } from './lookup.js';
+export { isCronExpression, parseBucketStart } from './materialization.js';
+export { featureClassesOf } from './resolve.js';
+export { canonicalJson, type SeriesIdentity, seriesId } from './series.js';
+export { bucketsKept, bytesPerBucket, formatBytes, STORAGE_FORMULA } from './storage.js';
+export { toStoreDescription } from './store-description.js';
+export type * from './types.js';
+export { VALUE_KIND } from './types.js';

@@ -1,0 +1,53 @@
+/**
+ * Series identity and ids. A series is one stored time series per (namespace of the
+ * aggregated class, group key columns, aggregated column and version, `by` column,
+ * ingest filters, time column, value kind, bucket origin). Its id hashes that identity,
+ * so unchanged definitions keep their series across runs.
+ *
+ * The bucket origin is always part of the identity: features that share everything
+ * else but disagree on `bucketStart` get separate series, so every rule of a series has
+ * the same origin.
+ */
+import { createHash } from 'node:crypto';
+import type { ColumnAtVersion, SeriesDescription } from './types.js';
+
+/** What makes a series itself. Changing any field gives a new series id. */
+export interface SeriesIdentity {
+  readonly namespace: string;
+  /** Key columns in the source class's declaration order (the order keys are encoded in). */
+  readonly groupKey: readonly string[];
+  readonly column: ColumnAtVersion | null;
+  readonly by: ColumnAtVersion | null;
+  /** Canonical filter texts, sorted. */
+  readonly filters: readonly string[];
+  readonly timeColumn: string;
+  readonly valueKind: SeriesDescription['valueKind'];
+  readonly vectorDim: number | null;
+  readonly bucketOriginMs: number;
+}
+
+/** Version of the identity format; bumping it changes every id. */
+const IDENTITY_FORMAT = 1;
+
+/** JSON with object keys sorted at every level (arrays keep their order). */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+/** The canonical text of an identity (what the id hashes). */
+export function identityText(identity: SeriesIdentity): string {
+  return canonicalJson({ format: IDENTITY_FORMAT, ...identity });
+}
+
+/**
+ * The stable id of a series: `s_` + the first 12 hex digits of the sha256 of its
+ * canonical identity.
+ */
+export function seriesId(identity: SeriesIdentity): string {
+  return `s_${createHash('sha256').update(identityText(identity)).digest('hex').slice(0, 12)}`;
+}
