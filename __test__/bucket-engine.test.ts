@@ -181,6 +181,44 @@ describe('BucketEngine', () => {
     second.close();
   });
 
+  it('keeps dead letters atomically with the commit that consumed them', () => {
+    const dir = tempDir();
+    const engine = open(dir, description);
+    engine.ingestAndCommit(
+      [
+        {
+          seriesId: 'amount_by_user',
+          keys: [{ ints: new Float64Array([1]) }],
+          timestampsMs: new Float64Array([NOW - 1]),
+          numbers: new Float64Array([5]),
+        },
+      ],
+      [{ source: 'transactions', partition: 0, offset: 8 }],
+      {
+        deadLetters: [
+          {
+            source: 'transactions',
+            partition: 0,
+            offset: 7,
+            reason: "field 'amount': expected number, received string",
+            field: 'amount',
+            raw: Buffer.from('{"amount":"x"}'),
+            receivedAtMs: NOW,
+          },
+        ],
+      },
+    );
+    engine.close();
+    const reopened = open(dir, description);
+    expect(reopened.deadLetterCount()).toBe(1);
+    const [letter] = reopened.deadLetters({ source: 'transactions' });
+    expect(letter?.offset).toBe(7);
+    expect(letter?.field).toBe('amount');
+    expect(letter?.raw.toString()).toBe('{"amount":"x"}');
+    expect(reopened.positions('transactions')[0]?.offset).toBe(8);
+    reopened.close();
+  });
+
   it('raises errors with a code and a message naming what was wrong', () => {
     const engine = open(tempDir(), description);
     const bad = () =>

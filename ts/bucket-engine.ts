@@ -8,6 +8,8 @@ import { fromNative } from './errors.js';
 import {
   type CommitOptions,
   type CommitReportOutput,
+  type DeadLetterQuery,
+  type DeadLetterRecord,
   type EngineStats,
   type IngestReportOutput,
   type KeyPart,
@@ -127,6 +129,16 @@ export class BucketEngine {
   /** The stored positions of one source, by partition. */
   positions(source: string): SourcePositionInput[] {
     return call(() => this.inner.positions(source));
+  }
+
+  /** Kept dead letters (messages that could not be folded), in source position order. */
+  deadLetters(query?: DeadLetterQuery): DeadLetterRecord[] {
+    return call(() => this.inner.deadLetters(query));
+  }
+
+  /** How many dead letters are kept, of one source or all. */
+  deadLetterCount(source?: string): number {
+    return call(() => this.inner.deadLetterCount(source));
   }
 
   discardPending(): void {

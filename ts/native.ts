@@ -37,6 +37,8 @@ export type {
   AggregationKind,
   CommitOptions,
   CommitReportOutput,
+  DeadLetterQuery,
+  DeadLetterRecord,
   EngineStats,
   IngestReportOutput,
   KeyPart,

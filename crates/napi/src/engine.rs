@@ -4,12 +4,12 @@
 
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use napi::bindgen_prelude::{AsyncTask, Either, Float64Array, Uint32Array};
+use napi::bindgen_prelude::{AsyncTask, Buffer, Either, Float64Array, Uint32Array};
 use napi::{Env, Task};
 use napi_derive::napi;
 use tessera_core::AggValue;
 use tessera_store::{
-    BucketStore, Clock, CommitMode, KeyColumn, OpenReport, SeriesBatch, SourcePosition,
+    BucketStore, Clock, CommitMode, DeadLetter, KeyColumn, OpenReport, SeriesBatch, SourcePosition,
     StoreOptions, ValueColumn, WindowRead,
 };
 
@@ -89,6 +89,30 @@ pub struct CommitReportOutput {
 pub struct CommitOptions {
     /// Replace stored buckets instead of merging into them (backfills).
     pub replace: Option<bool>,
+    /// Messages that could not be folded, kept atomically with this commit.
+    pub dead_letters: Option<Vec<DeadLetterRecord>>,
+}
+
+/// A message kept instead of folded: why (naming the field), its raw bytes and its
+/// position in the source.
+#[napi(object)]
+pub struct DeadLetterRecord {
+    pub source: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub reason: String,
+    pub field: Option<String>,
+    pub raw: Buffer,
+    pub received_at_ms: f64,
+}
+
+/// Which dead letters to read.
+#[napi(object)]
+pub struct DeadLetterQuery {
+    /// One source's letters only.
+    pub source: Option<String>,
+    /// At most this many (default 1000).
+    pub limit: Option<u32>,
 }
 
 /// One window of one rule to read for every key of a query.
@@ -266,9 +290,29 @@ fn commit_into(
         Some(true) => CommitMode::Replace,
         _ => CommitMode::Merge,
     };
+    let dead_letters: Vec<DeadLetter> = options
+        .as_ref()
+        .and_then(|o| o.dead_letters.as_ref())
+        .map(|letters| {
+            letters
+                .iter()
+                .map(|l| DeadLetter {
+                    source: l.source.clone(),
+                    partition: l.partition,
+                    offset: l.offset,
+                    reason: l.reason.clone(),
+                    field: l.field.clone(),
+                    raw: l.raw.to_vec(),
+                    received_at_ms: l.received_at_ms as i64,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let mut guard = write(store)?;
     let store = guard.as_mut().ok_or_else(closed)?;
-    let report = store.commit(positions, mode).map_err(from_store)?;
+    let report = store
+        .commit_with_dead_letters(positions, &dead_letters, mode)
+        .map_err(from_store)?;
     Ok(CommitReportOutput {
         rows: report.rows as f64,
         buckets_written: report.buckets_written as f64,
@@ -565,6 +609,46 @@ impl NativeEngine {
                     offset: p.offset,
                 })
                 .collect())
+        })
+    }
+
+    /// Kept dead letters in (source, partition, offset) order.
+    #[napi(catch_unwind)]
+    pub fn dead_letters(
+        &self,
+        query: Option<DeadLetterQuery>,
+    ) -> napi::Result<Vec<DeadLetterRecord>> {
+        guard("deadLetters", || {
+            let guard = read(&self.store);
+            let store = guard.as_ref().ok_or_else(closed)?;
+            let source = query.as_ref().and_then(|q| q.source.as_deref());
+            let limit = query.as_ref().and_then(|q| q.limit).unwrap_or(1000) as usize;
+            Ok(store
+                .dead_letters(source, limit)
+                .map_err(from_store)?
+                .into_iter()
+                .map(|l| DeadLetterRecord {
+                    source: l.source,
+                    partition: l.partition,
+                    offset: l.offset,
+                    reason: l.reason,
+                    field: l.field,
+                    raw: l.raw.into(),
+                    received_at_ms: l.received_at_ms as f64,
+                })
+                .collect())
+        })
+    }
+
+    /// How many dead letters are kept, of one source or all.
+    #[napi(catch_unwind)]
+    pub fn dead_letter_count(&self, source: Option<String>) -> napi::Result<f64> {
+        guard("deadLetterCount", || {
+            let guard = read(&self.store);
+            let store = guard.as_ref().ok_or_else(closed)?;
+            Ok(store
+                .dead_letter_count(source.as_deref())
+                .map_err(from_store)? as f64)
         })
     }
 

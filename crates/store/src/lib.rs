@@ -12,7 +12,7 @@ pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use fold::{KeyColumn, SeriesBatch, ValueColumn, NULL_CODE};
 pub use layout::{AggregationSpec, RuleSpec, SeriesLayout, SeriesSpec, ValueKind};
 pub use store::{
-    store_column_families, BucketStore, Clock, CommitMode, CommitReport, Explanation, IngestReport,
-    OpenReport, SourcePosition, StoreOptions, StoredBucket, WindowAnswer, WindowRead,
+    store_column_families, BucketStore, Clock, CommitMode, CommitReport, DeadLetter, Explanation,
+    IngestReport, OpenReport, SourcePosition, StoreOptions, StoredBucket, WindowAnswer, WindowRead,
     STORE_FORMAT_VERSION,
 };

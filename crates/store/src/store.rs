@@ -39,6 +39,7 @@ const FORMAT_KEY: &[u8] = b"format";
 const NEXT_SERIES_KEY: &[u8] = b"next_series_number";
 const SERIES_PREFIX: &[u8] = b"series/";
 const POSITION_PREFIX: &[u8] = b"position/";
+const DEAD_LETTER_PREFIX: &[u8] = b"deadletter/";
 
 /// A clock in Unix milliseconds that tests can pin. Retention is judged by it.
 #[derive(Debug, Clone)]
@@ -110,6 +111,28 @@ pub struct SourcePosition {
     pub source: String,
     pub partition: i32,
     pub offset: i64,
+}
+
+/// A message that could not be folded, kept with the commit that consumed it so that it
+/// is neither lost nor counted twice: the reason (naming the field), the raw bytes and
+/// the source position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub source: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub reason: String,
+    pub field: Option<String>,
+    pub raw: Vec<u8>,
+    pub received_at_ms: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeadLetterMeta {
+    reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    received_at_ms: i64,
 }
 
 /// How a commit writes its buckets.
@@ -480,6 +503,16 @@ impl BucketStore {
         positions: &[SourcePosition],
         mode: CommitMode,
     ) -> StoreResult<CommitReport> {
+        self.commit_with_dead_letters(positions, &[], mode)
+    }
+
+    /// [`BucketStore::commit`], also keeping `dead_letters` in the same atomic batch.
+    pub fn commit_with_dead_letters(
+        &mut self,
+        positions: &[SourcePosition],
+        dead_letters: &[DeadLetter],
+        mode: CommitMode,
+    ) -> StoreResult<CommitReport> {
         let mut batch = WriteBatch::default();
         let buckets_cf = self.buckets_cf();
         let mut key = Vec::with_capacity(64);
@@ -518,6 +551,23 @@ impl BucketStore {
                 position.offset.to_le_bytes(),
             );
         }
+        for letter in dead_letters {
+            let meta = serde_json::to_vec(&DeadLetterMeta {
+                reason: letter.reason.clone(),
+                field: letter.field.clone(),
+                received_at_ms: letter.received_at_ms,
+            })
+            .map_err(|e| invalid_batch(format!("dead letter: {e}")))?;
+            let mut value = Vec::with_capacity(4 + meta.len() + letter.raw.len());
+            value.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+            value.extend_from_slice(&meta);
+            value.extend_from_slice(&letter.raw);
+            batch.put_cf(
+                self.meta(),
+                dead_letter_key(&letter.source, letter.partition, letter.offset),
+                value,
+            );
+        }
         let mut write = WriteOptions::default();
         write.set_sync(self.options.sync_commits);
         self.db.write_opt(batch, &write)?;
@@ -548,6 +598,47 @@ impl BucketStore {
         }
         it.status()?;
         Ok(out)
+    }
+
+    /// Dead letters in key order (source, partition, offset), of one source or all, at
+    /// most `limit` of them.
+    pub fn dead_letters(&self, source: Option<&str>, limit: usize) -> StoreResult<Vec<DeadLetter>> {
+        let prefix = match source {
+            Some(source) => dead_letter_prefix(source),
+            None => DEAD_LETTER_PREFIX.to_vec(),
+        };
+        let mut out = Vec::new();
+        let mut it = self.db.raw_iterator_cf(self.meta());
+        it.seek(&prefix);
+        while it.valid() && out.len() < limit {
+            let (Some(key), Some(value)) = (it.key(), it.value()) else {
+                break;
+            };
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            out.push(decode_dead_letter(key, value)?);
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// How many dead letters are kept, of one source or all.
+    pub fn dead_letter_count(&self, source: Option<&str>) -> StoreResult<u64> {
+        let prefix = match source {
+            Some(source) => dead_letter_prefix(source),
+            None => DEAD_LETTER_PREFIX.to_vec(),
+        };
+        let mut n = 0;
+        let mut it = self.db.raw_iterator_cf(self.meta());
+        it.seek(&prefix);
+        while it.valid() && it.key().is_some_and(|k| k.starts_with(&prefix)) {
+            n += 1;
+            it.next();
+        }
+        it.status()?;
+        Ok(n)
     }
 
     /// Reads windows for many group keys at once. `keys` holds one column per key part,
@@ -929,6 +1020,54 @@ fn position_key(source: &str, partition: i32) -> Vec<u8> {
     let mut k = position_prefix(source);
     k.extend_from_slice(&((partition as u32) ^ (1 << 31)).to_be_bytes());
     k
+}
+
+fn dead_letter_prefix(source: &str) -> Vec<u8> {
+    let mut k = DEAD_LETTER_PREFIX.to_vec();
+    k.extend_from_slice(source.as_bytes());
+    k.push(0);
+    k
+}
+
+fn dead_letter_key(source: &str, partition: i32, offset: i64) -> Vec<u8> {
+    let mut k = dead_letter_prefix(source);
+    k.extend_from_slice(&((partition as u32) ^ (1 << 31)).to_be_bytes());
+    k.extend_from_slice(&((offset as u64) ^ (1 << 63)).to_be_bytes());
+    k
+}
+
+fn decode_dead_letter(key: &[u8], value: &[u8]) -> StoreResult<DeadLetter> {
+    let corrupt = || {
+        StoreError::new(
+            StoreErrorKind::Core(tessera_core::CoreErrorKind::CorruptState),
+            format!(
+                "dead letter '{}' cannot be read",
+                String::from_utf8_lossy(key)
+            ),
+        )
+    };
+    let rest = &key[DEAD_LETTER_PREFIX.len()..];
+    let nul = rest.iter().position(|&b| b == 0).ok_or_else(corrupt)?;
+    let (source, tail) = (&rest[..nul], &rest[nul + 1..]);
+    if tail.len() != 12 || value.len() < 4 {
+        return Err(corrupt());
+    }
+    let partition =
+        (u32::from_be_bytes(tail[0..4].try_into().map_err(|_| corrupt())?) ^ (1 << 31)) as i32;
+    let offset =
+        (u64::from_be_bytes(tail[4..12].try_into().map_err(|_| corrupt())?) ^ (1 << 63)) as i64;
+    let meta_len = u32::from_le_bytes(value[0..4].try_into().map_err(|_| corrupt())?) as usize;
+    let meta_bytes = value.get(4..4 + meta_len).ok_or_else(corrupt)?;
+    let meta: DeadLetterMeta = serde_json::from_slice(meta_bytes).map_err(|_| corrupt())?;
+    Ok(DeadLetter {
+        source: String::from_utf8_lossy(source).into_owned(),
+        partition,
+        offset,
+        reason: meta.reason,
+        field: meta.field,
+        raw: value[4 + meta_len..].to_vec(),
+        received_at_ms: meta.received_at_ms,
+    })
 }
 
 /// Makes one retention filter per compaction, with the retention table and the clock as

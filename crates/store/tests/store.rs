@@ -333,3 +333,44 @@ fn selection_and_null_keys_choose_the_rows() {
     store.commit(&[], CommitMode::Merge).unwrap();
     assert_eq!(sum_of(&store, "s", 1.0, HOUR), AggValue::Number(1010.0));
 }
+
+#[test]
+fn dead_letters_are_kept_with_their_commit_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let letter = |source: &str, partition: i32, offset: i64| tessera_store::DeadLetter {
+        source: source.into(),
+        partition,
+        offset,
+        reason: format!("field 'amount' is not a number at {offset}"),
+        field: Some("amount".into()),
+        raw: vec![b'{', 0xff, b'}'],
+        received_at_ms: NOW,
+    };
+    {
+        let (mut store, _) =
+            BucketStore::open(dir.path(), vec![sum_series("s", DAY)], pinned()).unwrap();
+        ingest(&mut store, "s", &[1.0], &[(NOW - 1) as f64], &[2.0]);
+        store
+            .commit_with_dead_letters(
+                &[SourcePosition {
+                    source: "t".into(),
+                    partition: 0,
+                    offset: 12,
+                }],
+                &[letter("t", 0, 11), letter("t", -1, 3), letter("t2", 0, 1)],
+                CommitMode::Merge,
+            )
+            .unwrap();
+    }
+    let (store, _) = BucketStore::open(dir.path(), vec![sum_series("s", DAY)], pinned()).unwrap();
+    assert_eq!(store.dead_letter_count(None).unwrap(), 3);
+    assert_eq!(store.dead_letter_count(Some("t")).unwrap(), 2);
+    let kept = store.dead_letters(Some("t"), 10).unwrap();
+    assert_eq!(
+        kept,
+        vec![letter("t", -1, 3), letter("t", 0, 11)],
+        "ordered by partition, offset"
+    );
+    assert_eq!(store.dead_letters(None, 1).unwrap().len(), 1);
+    assert_eq!(sum_of(&store, "s", 1.0, DAY), AggValue::Number(2.0));
+}
