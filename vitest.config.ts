@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['__test__/**/*.test.ts'],
+    globalSetup: ['__test__/setup/kafka-broker.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     typecheck: {

@@ -75,16 +75,16 @@ describe('tessera aggregate list', () => {
   });
 
   it('takes more commands from the table', async () => {
-    const demo: Command = {
-      path: ['demo'],
-      summary: 'Run the demo',
+    const hello: Command = {
+      path: ['hello'],
+      summary: 'Say hello',
       options: { fast: { type: 'boolean', description: 'go fast' } },
       async run({ options, io }) {
-        io.out(`demo fast=${String(options.fast)}`);
+        io.out(`hello fast=${String(options.fast)}`);
         return 0;
       },
     };
-    const r = await run(['demo', '--fast'], [demo]);
-    expect(r).toEqual({ code: 0, out: 'demo fast=true', err: '' });
+    const r = await run(['hello', '--fast'], [hello]);
+    expect(r).toEqual({ code: 0, out: 'hello fast=true', err: '' });
   });
 });

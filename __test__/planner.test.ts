@@ -2,6 +2,7 @@
  * The planner's rules (semantics §5): series sharing, bucket rules and retention,
  * stable ids, the store description the engine receives, the storage estimate.
  */
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   datetime,
@@ -19,6 +20,7 @@ import {
   compile,
   findRead,
   formatBytes,
+  isCronExpression,
   plan,
   renderStorageEstimate,
   toStoreDescription,
@@ -166,23 +168,49 @@ describe('series ids', () => {
     })),
   ];
 
-  it('are stable: sha256 of the canonical identity, first 12 hex digits', () => {
+  it('are stable: sha256 of the canonical identity and rules, first 12 hex digits', () => {
     const p = plan(defs());
     expect(p.series.map((s) => s.id)).toEqual(plan(defs()).series.map((s) => s.id));
     for (const s of p.series) expect(s.id).toMatch(/^s_[0-9a-f]{12}$/);
     expect(p.series[0]?.identity).toBe(
-      '{"bucketOriginMs":0,"by":null,"column":{"name":"amount","version":null},"filters":[],"format":1,"groupKey":["user_id"],"namespace":"transaction","timeColumn":"ts","valueKind":"number","vectorDim":null}',
+      '{"bucketOriginMs":0,"by":null,"column":{"name":"amount","version":null},"filters":[],"format":2,"groupKey":["user_id"],"namespace":"transaction","rules":[{"aggregation":{"kind":"sum"},"bucketSizeMs":86400000,"retentionMs":2592000000}],"timeColumn":"ts","valueKind":"number","vectorDim":null}',
     );
-    expect(p.series[0]?.id).toBe('s_992e5f978c5d');
+    expect(p.series[0]?.id).toBe(
+      `s_${createHash('sha256')
+        .update(p.series[0]?.identity ?? '')
+        .digest('hex')
+        .slice(0, 12)}`,
+    );
   });
 
-  it('do not depend on the order classes are given in, nor on windows or rules', () => {
+  it('do not depend on the order classes are given in', () => {
     const [User] = defs();
     const a = plan([User]).series.map((s) => s.id);
     const b = plan([Transaction, User]).series.map((s) => s.id);
     expect(b).toEqual(a);
+  });
+
+  it('change when the rules of a series change, since the store lays buckets out by them', () => {
+    const base = plan([userWith((user) => ({ x: sumOf(user, { bucketDuration: '1h' }, '7d') }))]);
     const wider = plan([userWith((user) => ({ x: sumOf(user, { bucketDuration: '1h' }, '90d') }))]);
-    expect(wider.series[0]?.id).toBe(a[0]);
+    const coarser = plan([
+      userWith((user) => ({ x: sumOf(user, { bucketDuration: '1d' }, '7d') })),
+    ]);
+    const more = plan([
+      userWith((user) => ({
+        x: sumOf(user, { bucketDuration: '1h' }, '7d'),
+        y: windowed('7d', {
+          materialization: { bucketDuration: '1h' },
+          expression: user.transactions.select((t) => t.amount).mean(),
+        }),
+      })),
+    ]);
+    const ids = [base, wider, coarser, more].map((p) => p.series[0]?.id);
+    expect(new Set(ids).size).toBe(4);
+    // Reads follow the final ids.
+    for (const p of [base, wider, coarser, more]) {
+      for (const r of p.reads) expect(p.series.some((s) => s.id === r.series)).toBe(true);
+    }
   });
 
   it('canonical JSON sorts keys at every level', () => {
@@ -346,5 +374,48 @@ describe('compile on a module namespace', () => {
 
   it('baseUser has no windowed features', () => {
     expect(plan([baseUser()]).series).toEqual([]);
+  });
+});
+
+describe('backfill schedules', () => {
+  it('accept cron expressions field by field, like cron-parser', () => {
+    for (const ok of [
+      '0 0 * * *',
+      '*/15 9-17 * * MON-FRI',
+      '0 30 2 1,15 * ?',
+      '30 0 0 * * *',
+      '0 0 L * *',
+      '0 0 15W * *',
+      '0 0 * * 5#3',
+      '0 12 * jan-mar 1L',
+      '0 0 * * 7',
+      '@daily',
+    ]) {
+      expect([ok, isCronExpression(ok)]).toEqual([ok, true]);
+    }
+    for (const bad of [
+      '61 * * * *',
+      '0 24 * * *',
+      '0 0 32 * *',
+      '0 0 0 * *',
+      '0 0 * 13 *',
+      '* * * * 8',
+      '*/0 * * * *',
+      '5-1 * * * *',
+      'a b c d e',
+      '0 0 * *',
+      '@often',
+    ]) {
+      expect([bad, isCronExpression(bad)]).toEqual([bad, false]);
+    }
+  });
+
+  it('report a schedule that is neither cron nor a duration', () => {
+    const { diagnostics } = compile([
+      userWith((user) => ({
+        x: sumOf(user, { bucketDuration: '1d', backfillSchedule: '0 25 * * *' }, '7d'),
+      })),
+    ]);
+    expect(diagnostics.map((d) => d.code)).toEqual(['invalid_backfill_schedule']);
   });
 });

@@ -8,6 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchContext, ScenarioResult } from './harness.js';
 import { ingestScenarios } from './ingest.js';
+import { queryScenarios } from './query.js';
+import { streamScenarios } from './stream.js';
 
 const quick = process.argv.includes('--quick');
 const context: BenchContext = { quick, repetitions: quick ? 1 : 3 };
@@ -20,7 +22,7 @@ function format(value: number): string {
 }
 
 const scenarios: ScenarioResult[] = [];
-for (const group of [ingestScenarios]) {
+for (const group of [ingestScenarios, queryScenarios, streamScenarios]) {
   for (const result of await group(context)) {
     scenarios.push(result);
     const peers = Object.entries(result.peers)

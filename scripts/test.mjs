@@ -1,5 +1,9 @@
 // `npm test`: every check the project keeps green, in order, failing on the first
 // failure: the native build, Rust format/lints/tests, TypeScript types and lints, vitest.
+//
+// Every cargo step builds the whole workspace for the host triple, as `napi build` does:
+// building a subset (`-p tessera-store`) resolves host-dependency features differently,
+// which gives librocksdb-sys another hash and compiles RocksDB a second time.
 import { spawnSync } from 'node:child_process';
 import { cargoEnv, hostTriple } from './native-env.mjs';
 
@@ -14,11 +18,7 @@ const steps = [
     'cargo',
     ['clippy', '--release', ...target, '--workspace', '--all-targets', '--', '-D', 'warnings'],
   ],
-  [
-    'cargo test',
-    'cargo',
-    ['test', '--release', ...target, '-p', 'tessera-core', '-p', 'tessera-store'],
-  ],
+  ['cargo test', 'cargo', ['test', '--release', ...target, '--workspace']],
   ['tsc --noEmit', 'npx', ['tsc', '--noEmit', '-p', 'tsconfig.json']],
   ['biome', 'npx', ['biome', 'check', '.']],
   ['vitest', 'npx', ['vitest', 'run']],

@@ -4,6 +4,8 @@
  */
 import type { Command } from './command.js';
 import { aggregateList } from './commands/aggregate-list.js';
+import { deadletters } from './commands/deadletters.js';
+import { demo } from './commands/demo.js';
 
 /** Every command of the `tessera` CLI. */
-export const commands: readonly Command[] = [aggregateList];
+export const commands: readonly Command[] = [aggregateList, demo, deadletters];

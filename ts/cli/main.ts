@@ -1,8 +1,11 @@
 /**
  * The `tessera` command line. `bin/tessera.mjs` imports the compiled module and calls
  * `main(process.argv.slice(2))`, then exits with the returned code; nothing here calls
- * `process.exit`.
+ * `process.exit`. Run directly (`node dist/ts/cli/main.js demo`, as `npm run demo`
+ * does), the module runs `main` itself.
  */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type CliIO, type Command, type OptionValues, UsageError } from './command.js';
 import { commands as defaultCommands } from './commands.js';
@@ -146,3 +149,16 @@ function commandHelp(command: Command): string {
     `  ${'--help'.padEnd(width)}  show this help`,
   ].join('\n');
 }
+
+/** True when this module is the process's entry script (not imported). */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) process.exitCode = await main(process.argv.slice(2));

@@ -21,7 +21,7 @@ import {
   resolveSchema,
   type Schema,
 } from './resolve.js';
-import { identityText, type SeriesIdentity, seriesId } from './series.js';
+import { canonicalJson, identityText, type SeriesIdentity, seriesId } from './series.js';
 import { bucketsKept, bytesPerBucket } from './storage.js';
 import {
   type AggregationDescription,
@@ -455,7 +455,8 @@ interface RuleDraft {
 }
 
 interface SeriesDraft {
-  readonly id: string;
+  /** Provisional key: the identity without rules (the id hashes the rules as well). */
+  readonly key: string;
   readonly identity: SeriesIdentity;
   readonly filters: ResolvedExpression['filters'];
   readonly rules: RuleDraft[];
@@ -477,11 +478,11 @@ class PlanAssembler {
     bucketSizeMs: number,
     dependent: DependentWindow,
   ): { seriesId: string; ruleKey: string } {
-    const id = seriesId(identity);
-    let s = this.series.get(id);
+    const key = canonicalJson(identity);
+    let s = this.series.get(key);
     if (s === undefined) {
-      s = { id, identity, filters: expression.filters, rules: [] };
-      this.series.set(id, s);
+      s = { key, identity, filters: expression.filters, rules: [] };
+      this.series.set(key, s);
     }
     const ruleKey = `${JSON.stringify(expression.aggregation)}|${bucketSizeMs}`;
     let rule = s.rules.find((r) => r.key === ruleKey);
@@ -497,7 +498,7 @@ class PlanAssembler {
     }
     rule.retentionMs = Math.max(rule.retentionMs, dependent.windowMs);
     rule.dependents.push(dependent);
-    return { seriesId: id, ruleKey };
+    return { seriesId: key, ruleKey };
   }
 
   addRead(read: ReadDraft): void {
@@ -505,8 +506,11 @@ class PlanAssembler {
   }
 
   finish(classes: ClassPlan[]): Plan {
+    const ids = new Map<string, string>();
     const series: SeriesPlan[] = [...this.series.values()].map((s, i) => {
       const { identity } = s;
+      const id = seriesId(identity, s.rules);
+      ids.set(s.key, id);
       const rules: RulePlan[] = s.rules.map((r, index) => {
         const perBucket = bytesPerBucket(r.aggregation, identity.valueKind, identity.vectorDim);
         const kept = bucketsKept(r.retentionMs, r.bucketSizeMs);
@@ -523,7 +527,7 @@ class PlanAssembler {
         };
       });
       return {
-        id: s.id,
+        id,
         number: i + 1,
         namespace: identity.namespace,
         groupKey: [...identity.groupKey],
@@ -537,11 +541,12 @@ class PlanAssembler {
         retentionMs: Math.max(...rules.map((r) => r.retentionMs)),
         rules,
         bytesPerKey: rules.reduce((sum, r) => sum + r.bytesPerKey, 0),
-        identity: identityText(identity),
+        identity: identityText(identity, s.rules),
       };
     });
     const reads: ReadPlan[] = this.reads.map(({ ruleKey, ...read }) => ({
       ...read,
+      series: ids.get(read.series) ?? read.series,
       rule: this.series.get(read.series)?.rules.findIndex((r) => r.key === ruleKey) ?? -1,
     }));
     return {

@@ -29,7 +29,69 @@ const KNOWN_KEYS = new Set([
 ]);
 
 const CRON_MACRO = /^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$/;
-const CRON_FIELD = /^[\d*?LW#/,A-Za-z-]+$/;
+
+/** One cron field: its range and the names it accepts (index + offset = value). */
+interface CronField {
+  readonly min: number;
+  readonly max: number;
+  readonly names?: readonly string[];
+  readonly offset?: number;
+  /** Day-of-month / day-of-week extras: `?`, `L`, `W`, `#`. */
+  readonly day?: 'month' | 'week';
+}
+
+const MINUTE: CronField = { min: 0, max: 59 };
+const HOUR: CronField = { min: 0, max: 23 };
+const DAY_OF_MONTH: CronField = { min: 1, max: 31, day: 'month' };
+const MONTH: CronField = {
+  min: 1,
+  max: 12,
+  names: ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'],
+  offset: 1,
+};
+const DAY_OF_WEEK: CronField = {
+  min: 0,
+  max: 7,
+  names: ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'],
+  offset: 0,
+  day: 'week',
+};
+/** Five fields (minute first) or six (second first), as cron-parser reads them. */
+const CRON_FIVE = [MINUTE, HOUR, DAY_OF_MONTH, MONTH, DAY_OF_WEEK] as const;
+const CRON_SIX = [{ min: 0, max: 59 }, ...CRON_FIVE] as const;
+
+function cronValue(text: string, field: CronField): number | null {
+  if (/^\d+$/.test(text)) {
+    const n = Number(text);
+    return n >= field.min && n <= field.max ? n : null;
+  }
+  const i = field.names?.indexOf(text.toUpperCase()) ?? -1;
+  return i < 0 ? null : i + (field.offset ?? 0);
+}
+
+/** One comma-separated item of a field: `*`, `v`, `a-b`, any of those `/step`, or L/W/# forms. */
+function cronItem(item: string, field: CronField): boolean {
+  if (field.day !== undefined && item === '?') return true;
+  if (field.day === 'month' && /^(L(-\d{1,2})?|LW|\d{1,2}W)$/.test(item)) {
+    const n = /^(\d{1,2})W$/.exec(item)?.[1];
+    return n === undefined || cronValue(n, field) !== null;
+  }
+  if (field.day === 'week') {
+    const m = /^(\w+)(#([1-5])|L)$/.exec(item);
+    if (m) return cronValue(m[1] ?? '', field) !== null;
+  }
+  const [range = '', step, ...rest] = item.split('/');
+  if (rest.length > 0) return false;
+  if (step !== undefined && (!/^\d+$/.test(step) || Number(step) < 1)) return false;
+  if (range === '*') return true;
+  const [from = '', to, ...more] = range.split('-');
+  if (more.length > 0) return false;
+  const a = cronValue(from, field);
+  if (a === null) return false;
+  if (to === undefined) return true;
+  const b = cronValue(to, field);
+  return b !== null && a <= b;
+}
 
 /**
  * Assigns a bucket size to every window: `true` gives each window buckets as long as
@@ -248,7 +310,12 @@ export function isCronExpression(text: string): boolean {
   const t = text.trim();
   if (CRON_MACRO.test(t)) return true;
   const fields = t.split(/\s+/);
-  return (fields.length === 5 || fields.length === 6) && fields.every((f) => CRON_FIELD.test(f));
+  const spec = fields.length === 5 ? CRON_FIVE : fields.length === 6 ? CRON_SIX : null;
+  if (spec === null) return false;
+  return fields.every((f, i) => {
+    const field = spec[i];
+    return field !== undefined && f.split(',').every((item) => cronItem(item, field));
+  });
 }
 
 function schedule(feature: string, value: unknown, diags: DiagnosticList): BackfillSchedule | null {

@@ -33,11 +33,14 @@ impl Item {
                     out.extend_from_slice(&v.to_bits().to_le_bytes());
                 }
             }
-            Item::Text(s) => {
-                out.push(b's');
-                out.extend_from_slice(s.as_bytes());
-            }
+            Item::Text(s) => Item::text_canonical_bytes(s, out),
         }
+    }
+
+    /// [`Item::canonical_bytes`] of `Item::Text(text)`, without building the item.
+    pub fn text_canonical_bytes(text: &str, out: &mut Vec<u8>) {
+        out.push(b's');
+        out.extend_from_slice(text.as_bytes());
     }
 
     fn rank(&self) -> u8 {

@@ -8,7 +8,7 @@ pub mod error;
 pub mod item;
 pub mod sketch;
 
-pub use aggregation::{AggState, AggValue, Aggregation, STATE_FORMAT_VERSION};
+pub use aggregation::{AggState, AggValue, Aggregation, NumericSummary, STATE_FORMAT_VERSION};
 pub use bucket::{BucketSpan, WindowBuckets};
 pub use duration::{format_duration, parse_duration, MAX_DURATION_MS};
 pub use error::{CoreError, CoreErrorKind, CoreResult};

@@ -266,13 +266,14 @@ fn positions(input: Option<Vec<SourcePositionInput>>) -> Vec<SourcePosition> {
         .collect()
 }
 
-fn ingest_into(store: &Shared, batches: &[SeriesBatchInput]) -> napi::Result<IngestReportOutput> {
+fn ingest_into(
+    store: &mut BucketStore,
+    batches: &[SeriesBatchInput],
+) -> napi::Result<IngestReportOutput> {
     let converted = batches
         .iter()
         .map(series_batch)
         .collect::<napi::Result<Vec<_>>>()?;
-    let mut guard = write(store)?;
-    let store = guard.as_mut().ok_or_else(closed)?;
     let report = store.ingest(&converted).map_err(from_store)?;
     Ok(IngestReportOutput {
         rows: report.rows as f64,
@@ -282,7 +283,7 @@ fn ingest_into(store: &Shared, batches: &[SeriesBatchInput]) -> napi::Result<Ing
 }
 
 fn commit_into(
-    store: &Shared,
+    store: &mut BucketStore,
     positions: &[SourcePosition],
     options: &Option<CommitOptions>,
 ) -> napi::Result<CommitReportOutput> {
@@ -308,8 +309,6 @@ fn commit_into(
                 .collect()
         })
         .unwrap_or_default();
-    let mut guard = write(store)?;
-    let store = guard.as_mut().ok_or_else(closed)?;
     let report = store
         .commit_with_dead_letters(positions, &dead_letters, mode)
         .map_err(from_store)?;
@@ -317,6 +316,29 @@ fn commit_into(
         rows: report.rows as f64,
         buckets_written: report.buckets_written as f64,
         bytes_written: report.bytes_written as f64,
+    })
+}
+
+/// Runs `f` on the open store under the write lock.
+fn with_store<T>(
+    store: &Shared,
+    f: impl FnOnce(&mut BucketStore) -> napi::Result<T>,
+) -> napi::Result<T> {
+    let mut guard = write(store)?;
+    f(guard.as_mut().ok_or_else(closed)?)
+}
+
+/// Folds and commits under ONE hold of the write lock, so that no other call's rows or
+/// positions can land between the fold and the commit (exactly-once depends on it).
+fn ingest_and_commit_into(
+    store: &Shared,
+    batches: &[SeriesBatchInput],
+    positions: &[SourcePosition],
+    options: &Option<CommitOptions>,
+) -> napi::Result<CommitReportOutput> {
+    with_store(store, |store| {
+        ingest_into(store, batches)?;
+        commit_into(store, positions, options)
     })
 }
 
@@ -377,6 +399,16 @@ fn run_queries(
                         items: None,
                         weights: None,
                         vector: Some(v),
+                    });
+                    f64::NAN
+                }
+                AggValue::WeightedItems(pairs) => {
+                    let (items, weights) = pairs.iter().map(|(i, w)| (item_value(i), *w)).unzip();
+                    lists.push(ListValue {
+                        index: index as u32,
+                        items: Some(items),
+                        weights: Some(weights),
+                        vector: None,
                     });
                     f64::NAN
                 }
@@ -454,7 +486,9 @@ impl NativeEngine {
     /// error and nothing of the call is folded.
     #[napi(catch_unwind)]
     pub fn ingest(&self, batches: Vec<SeriesBatchInput>) -> napi::Result<IngestReportOutput> {
-        guard("ingest", || ingest_into(&self.store, &batches))
+        guard("ingest", || {
+            with_store(&self.store, |s| ingest_into(s, &batches))
+        })
     }
 
     /// `ingest` on the libuv pool. Do not modify the arrays until the promise settles.
@@ -475,7 +509,9 @@ impl NativeEngine {
         options: Option<CommitOptions>,
     ) -> napi::Result<CommitReportOutput> {
         let positions = self::positions(positions);
-        guard("commit", || commit_into(&self.store, &positions, &options))
+        guard("commit", || {
+            with_store(&self.store, |s| commit_into(s, &positions, &options))
+        })
     }
 
     /// `commit` on the libuv pool.
@@ -502,8 +538,7 @@ impl NativeEngine {
     ) -> napi::Result<CommitReportOutput> {
         let positions = self::positions(positions);
         guard("ingestAndCommit", || {
-            ingest_into(&self.store, &batches)?;
-            commit_into(&self.store, &positions, &options)
+            ingest_and_commit_into(&self.store, &batches, &positions, &options)
         })
     }
 
@@ -584,6 +619,11 @@ impl NativeEngine {
                                     out.items = Some(items.iter().map(item_value).collect())
                                 }
                                 AggValue::Vector(v) => out.vector = Some(v),
+                                // RuleValue has no weights field: the items, heaviest first.
+                                AggValue::WeightedItems(pairs) => {
+                                    out.items =
+                                        Some(pairs.iter().map(|(i, _)| item_value(i)).collect())
+                                }
                             }
                             out
                         })
@@ -739,7 +779,9 @@ impl Task for IngestTask {
     type JsValue = IngestReportOutput;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        guard("ingest", || ingest_into(&self.store, &self.batches))
+        guard("ingest", || {
+            with_store(&self.store, |s| ingest_into(s, &self.batches))
+        })
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
@@ -760,8 +802,7 @@ impl Task for IngestAndCommitTask {
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         guard("ingestAndCommit", || {
-            ingest_into(&self.store, &self.batches)?;
-            commit_into(&self.store, &self.positions, &self.options)
+            ingest_and_commit_into(&self.store, &self.batches, &self.positions, &self.options)
         })
     }
 
@@ -782,7 +823,9 @@ impl Task for CommitTask {
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         guard("commit", || {
-            commit_into(&self.store, &self.positions, &self.options)
+            with_store(&self.store, |s| {
+                commit_into(s, &self.positions, &self.options)
+            })
         })
     }
 

@@ -3,7 +3,7 @@
 //! coalesced update per touched bucket.
 
 use rustc_hash::FxHashMap;
-use tessera_core::{AggState, Aggregation, Item};
+use tessera_core::{AggState, Aggregation, Item, NumericSummary};
 
 use crate::error::{invalid_batch, StoreResult};
 use crate::key::{int_key_part, push_int_part, push_text_part};
@@ -55,24 +55,89 @@ impl SeriesBatch<'_> {
     fn rows(&self) -> usize {
         self.timestamps_ms.len()
     }
-
-    fn selected(&self) -> impl Iterator<Item = usize> + '_ {
-        let all = self.selection.is_none();
-        let n = if all { self.rows() } else { 0 };
-        (0..n).chain(
-            self.selection
-                .into_iter()
-                .flat_map(|s| s.iter().map(|&r| r as usize)),
-        )
-    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct SlotKey {
-    series: u32,
-    layout: u32,
-    key: u32,
-    start: i64,
+/// Where a pending bucket's group key lives: a single integer part is kept as the integer
+/// itself (one hash probe per event, no interning); other keys are interned bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyToken {
+    Int(i64),
+    Interned(u32),
+}
+
+/// The states of a layout's buckets. `Summaries` is the fast path for a numeric series
+/// whose rules at this size are all sum/count/mean/min/max: one 32-byte summary per
+/// bucket serves them all. Otherwise each slot `s` owns
+/// `states[s * stride .. (s + 1) * stride]`, one state per rule of the layout.
+enum SlotStates {
+    Summaries(Vec<NumericSummary>),
+    States {
+        stride: usize,
+        states: Vec<AggState>,
+    },
+}
+
+/// The buckets of one (series, layout) touched since the last commit.
+struct LayoutDelta {
+    int_slots: FxHashMap<(i64, i64), u32>,
+    interned_slots: FxHashMap<(u32, i64), u32>,
+    slot_keys: Vec<(KeyToken, i64)>,
+    states: SlotStates,
+}
+
+impl LayoutDelta {
+    fn new(series: &SeriesLayout, layout: &crate::layout::Layout) -> Self {
+        let summarised = series.spec.value_kind == ValueKind::Number
+            && layout.rules.iter().all(|&r| {
+                let rule = &series.rules[r];
+                rule.input == RuleInput::Number && NumericSummary::covers(&rule.aggregation)
+            });
+        Self {
+            int_slots: FxHashMap::default(),
+            interned_slots: FxHashMap::default(),
+            slot_keys: Vec::new(),
+            states: if summarised {
+                SlotStates::Summaries(Vec::new())
+            } else {
+                SlotStates::States {
+                    stride: layout.rules.len(),
+                    states: Vec::new(),
+                }
+            },
+        }
+    }
+
+    /// The slot of (key, bucket start), creating it with empty states.
+    #[inline]
+    fn slot(&mut self, key: KeyToken, start: i64, series: &SeriesLayout, rules: &[usize]) -> usize {
+        let next = self.slot_keys.len() as u32;
+        let slot = match key {
+            KeyToken::Int(k) => *self.int_slots.entry((k, start)).or_insert(next),
+            KeyToken::Interned(k) => *self.interned_slots.entry((k, start)).or_insert(next),
+        };
+        if slot == next {
+            self.slot_keys.push((key, start));
+            match &mut self.states {
+                SlotStates::Summaries(summaries) => summaries.push(NumericSummary::EMPTY),
+                SlotStates::States { states, .. } => states.extend(
+                    rules
+                        .iter()
+                        .map(|&r| AggState::new(&series.rules[r].aggregation)),
+                ),
+            }
+        }
+        slot as usize
+    }
+
+    fn clear(&mut self) {
+        self.int_slots.clear();
+        self.interned_slots.clear();
+        self.slot_keys.clear();
+        match &mut self.states {
+            SlotStates::Summaries(summaries) => summaries.clear(),
+            SlotStates::States { states, .. } => states.clear(),
+        }
+    }
 }
 
 /// One touched bucket of the pending delta.
@@ -81,23 +146,18 @@ pub struct PendingBucket {
     /// Index of the series in the store's active series list.
     pub series: usize,
     pub layout: usize,
-    /// Index into [`PendingDelta::group_key`].
-    pub key: u32,
-    pub start: i64,
-    state_offset: u32,
-    state_count: u32,
+    slot: u32,
 }
 
 /// Bucket states folded in memory since the last commit.
 #[derive(Default)]
 pub struct PendingDelta {
-    int_keys: FxHashMap<i64, u32>,
-    byte_keys: FxHashMap<Vec<u8>, u32>,
-    key_bytes: Vec<Vec<u8>>,
-    slots: FxHashMap<SlotKey, u32>,
-    buckets: Vec<PendingBucket>,
-    states: Vec<AggState>,
+    /// Indexed by [series index][layout index].
+    layouts: Vec<Vec<LayoutDelta>>,
+    interned: FxHashMap<Vec<u8>, u32>,
+    interned_bytes: Vec<Vec<u8>>,
     rows: u64,
+    buckets: usize,
 }
 
 impl PendingDelta {
@@ -108,35 +168,86 @@ impl PendingDelta {
 
     /// Buckets touched since the last commit.
     pub fn bucket_count(&self) -> usize {
-        self.buckets.len()
+        self.buckets
     }
 
     pub fn is_empty(&self) -> bool {
-        self.buckets.is_empty()
+        self.buckets == 0
     }
 
-    pub fn buckets(&self) -> &[PendingBucket] {
-        &self.buckets
+    /// Every touched bucket, in no particular order.
+    pub fn buckets(&self) -> Vec<PendingBucket> {
+        let mut out = Vec::with_capacity(self.buckets);
+        for (series, layouts) in self.layouts.iter().enumerate() {
+            for (layout, delta) in layouts.iter().enumerate() {
+                out.extend((0..delta.slot_keys.len()).map(|slot| PendingBucket {
+                    series,
+                    layout,
+                    slot: slot as u32,
+                }));
+            }
+        }
+        out
     }
 
-    pub fn group_key(&self, key: u32) -> &[u8] {
-        &self.key_bytes[key as usize]
+    fn delta(&self, bucket: &PendingBucket) -> &LayoutDelta {
+        &self.layouts[bucket.series][bucket.layout]
     }
 
-    pub fn states(&self, bucket: &PendingBucket) -> &[AggState] {
-        let start = bucket.state_offset as usize;
-        &self.states[start..start + bucket.state_count as usize]
+    /// Writes the bucket's encoded group key into `out` (cleared first).
+    pub fn write_group_key(&self, bucket: &PendingBucket, out: &mut Vec<u8>) {
+        out.clear();
+        match self.delta(bucket).slot_keys[bucket.slot as usize].0 {
+            KeyToken::Int(k) => push_int_part(out, k),
+            KeyToken::Interned(id) => out.extend_from_slice(&self.interned_bytes[id as usize]),
+        }
+    }
+
+    /// The bucket's start.
+    pub fn start(&self, bucket: &PendingBucket) -> i64 {
+        self.delta(bucket).slot_keys[bucket.slot as usize].1
+    }
+
+    /// Appends the bucket's record (the states of its layout's rules, in order) to `out`;
+    /// false, with nothing written, when the bucket holds no value at all.
+    pub fn write_record(
+        &self,
+        bucket: &PendingBucket,
+        series: &SeriesLayout,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let slot = bucket.slot as usize;
+        match &self.delta(bucket).states {
+            SlotStates::Summaries(summaries) => {
+                let summary = &summaries[slot];
+                if summary.is_empty() {
+                    return false;
+                }
+                for &r in &series.layouts[bucket.layout].rules {
+                    summary.state(&series.rules[r].aggregation).encode(out);
+                }
+            }
+            SlotStates::States { stride, states } => {
+                let states = &states[slot * stride..(slot + 1) * stride];
+                if states.iter().all(AggState::is_empty) {
+                    return false;
+                }
+                states.iter().for_each(|state| state.encode(out));
+            }
+        }
+        true
     }
 
     /// Forgets everything, keeping the allocations for the next round.
     pub fn clear(&mut self) {
-        self.int_keys.clear();
-        self.byte_keys.clear();
-        self.key_bytes.clear();
-        self.slots.clear();
-        self.buckets.clear();
-        self.states.clear();
+        self.layouts
+            .iter_mut()
+            .flatten()
+            .for_each(LayoutDelta::clear);
+        self.interned.clear();
+        self.interned_bytes.clear();
         self.rows = 0;
+        self.buckets = 0;
     }
 
     /// Checks a batch against its series before anything is folded, so that a bad batch
@@ -204,18 +315,29 @@ impl PendingDelta {
                 )));
             }
         }
-        for row in batch.selected() {
-            let t = batch.timestamps_ms[row];
-            if !t.is_finite() || t.abs() > 8.64e15 {
-                return Err(invalid_batch(format!(
-                    "series '{id}': timestamp at row {row} is {t}, not a time in milliseconds"
-                )));
+        // Checked column by column so the common case is a tight loop without branches
+        // that allocate; the message is only built for the first bad row.
+        let bad_time = |t: f64| !t.is_finite() || t.abs() > 8.64e15;
+        let first_bad = |bad: &dyn Fn(usize) -> bool| -> Option<usize> {
+            match batch.selection {
+                None => (0..rows).find(|&r| bad(r)),
+                Some(selection) => selection.iter().map(|&r| r as usize).find(|&r| bad(r)),
             }
-            for column in &batch.keys {
-                if let KeyColumn::Ints(v) = column {
-                    if !v[row].is_nan() {
-                        int_key_part(v[row], row, &format!("series '{id}'"))?;
-                    }
+        };
+        if let Some(row) = first_bad(&|r| bad_time(batch.timestamps_ms[r])) {
+            let t = batch.timestamps_ms[row];
+            return Err(invalid_batch(format!(
+                "series '{id}': timestamp at row {row} is {t}, not a time in milliseconds"
+            )));
+        }
+        for column in &batch.keys {
+            if let KeyColumn::Ints(v) = column {
+                let bad_key = |r: usize| {
+                    let k = v[r];
+                    !k.is_nan() && (k.fract() != 0.0 || k.abs() > 9_007_199_254_740_991.0)
+                };
+                if let Some(row) = first_bad(&bad_key) {
+                    int_key_part(v[row], row, &format!("series '{id}'"))?;
                 }
             }
         }
@@ -225,67 +347,80 @@ impl PendingDelta {
     /// Folds a validated batch into the delta. `series_index` is the series' position in
     /// the store's active list.
     pub fn fold(&mut self, series_index: usize, series: &SeriesLayout, batch: &SeriesBatch<'_>) {
-        let dim = series.spec.vector_dim.unwrap_or(0) as usize;
-        let mut key_buf = Vec::with_capacity(32);
-        for row in batch.selected() {
-            let Some(key) = self.intern_key(&batch.keys, row, &mut key_buf) else {
-                continue;
-            };
-            let t = batch.timestamps_ms[row].floor() as i64;
-            self.rows += 1;
-            for (layout_index, layout) in series.layouts.iter().enumerate() {
-                let slot = SlotKey {
-                    series: series_index as u32,
-                    layout: layout_index as u32,
-                    key,
-                    start: layout.span.start_of(t),
-                };
-                let offset = match self.slots.get(&slot) {
-                    Some(&b) => self.buckets[b as usize].state_offset as usize,
-                    None => {
-                        let offset = self.states.len();
-                        for &r in &layout.rules {
-                            self.states
-                                .push(AggState::new(&series.rules[r].aggregation));
-                        }
-                        self.slots.insert(slot, self.buckets.len() as u32);
-                        self.buckets.push(PendingBucket {
-                            series: series_index,
-                            layout: layout_index,
-                            key,
-                            start: slot.start,
-                            state_offset: offset as u32,
-                            state_count: layout.rules.len() as u32,
-                        });
-                        offset
-                    }
-                };
-                for (position, &r) in layout.rules.iter().enumerate() {
-                    let rule = &series.rules[r];
-                    let state = &mut self.states[offset + position];
-                    fold_value(state, rule.input, &rule.aggregation, batch, row, dim);
-                }
-            }
+        if self.layouts.len() <= series_index {
+            self.layouts.resize_with(series_index + 1, Vec::new);
+        }
+        if self.layouts[series_index].is_empty() {
+            self.layouts[series_index] = series
+                .layouts
+                .iter()
+                .map(|layout| LayoutDelta::new(series, layout))
+                .collect();
+        }
+        match batch.selection {
+            None => self.fold_rows(series_index, series, batch, 0..batch.rows()),
+            Some(rows) => self.fold_rows(
+                series_index,
+                series,
+                batch,
+                rows.iter().map(|&r| r as usize),
+            ),
         }
     }
 
-    fn intern_key(&mut self, keys: &[KeyColumn<'_>], row: usize, buf: &mut Vec<u8>) -> Option<u32> {
-        if let [KeyColumn::Ints(v)] = keys {
-            let value = v[row];
-            if value.is_nan() {
-                return None;
+    fn fold_rows(
+        &mut self,
+        series_index: usize,
+        series: &SeriesLayout,
+        batch: &SeriesBatch<'_>,
+        rows: impl Iterator<Item = usize>,
+    ) {
+        let dim = series.spec.vector_dim.unwrap_or(0) as usize;
+        let mut key_buf = Vec::with_capacity(32);
+        let before: usize = self.layouts[series_index]
+            .iter()
+            .map(|d| d.slot_keys.len())
+            .sum();
+        let single_int = match batch.keys.as_slice() {
+            [KeyColumn::Ints(v)] => Some(*v),
+            _ => None,
+        };
+        for row in rows {
+            let key = match single_int {
+                Some(v) if v[row].is_nan() => continue,
+                Some(v) => KeyToken::Int(v[row] as i64),
+                None => match self.intern_key(&batch.keys, row, &mut key_buf) {
+                    Some(id) => KeyToken::Interned(id),
+                    None => continue,
+                },
+            };
+            let t = batch.timestamps_ms[row].floor() as i64;
+            self.rows += 1;
+            for (layout, delta) in series.layouts.iter().zip(&mut self.layouts[series_index]) {
+                let slot = delta.slot(key, layout.span.start_of(t), series, &layout.rules);
+                match (&mut delta.states, batch.values) {
+                    (SlotStates::Summaries(summaries), ValueColumn::Numbers(v)) => {
+                        summaries[slot].update(v[row]);
+                    }
+                    (SlotStates::Summaries(_), _) => {}
+                    (SlotStates::States { stride, states }, _) => {
+                        let states = &mut states[slot * *stride..(slot + 1) * *stride];
+                        for (state, &r) in states.iter_mut().zip(&layout.rules) {
+                            let rule = &series.rules[r];
+                            fold_value(state, rule.input, &rule.aggregation, batch, row, dim);
+                        }
+                    }
+                }
             }
-            let value = value as i64;
-            if let Some(&id) = self.int_keys.get(&value) {
-                return Some(id);
-            }
-            let mut bytes = Vec::with_capacity(9);
-            push_int_part(&mut bytes, value);
-            let id = self.key_bytes.len() as u32;
-            self.key_bytes.push(bytes);
-            self.int_keys.insert(value, id);
-            return Some(id);
         }
+        let after: usize = self.layouts[series_index]
+            .iter()
+            .map(|d| d.slot_keys.len())
+            .sum();
+        self.buckets += after - before;
+    }
+
+    fn intern_key(&mut self, keys: &[KeyColumn<'_>], row: usize, buf: &mut Vec<u8>) -> Option<u32> {
         buf.clear();
         for column in keys {
             match column {
@@ -304,12 +439,12 @@ impl PendingDelta {
                 }
             }
         }
-        if let Some(&id) = self.byte_keys.get(buf.as_slice()) {
+        if let Some(&id) = self.interned.get(buf.as_slice()) {
             return Some(id);
         }
-        let id = self.key_bytes.len() as u32;
-        self.key_bytes.push(buf.clone());
-        self.byte_keys.insert(buf.clone(), id);
+        let id = self.interned_bytes.len() as u32;
+        self.interned_bytes.push(buf.clone());
+        self.interned.insert(buf.clone(), id);
         Some(id)
     }
 }
@@ -348,11 +483,23 @@ fn fold_value(
                 // A count only needs to know the value is present.
                 state.update_number(0.0);
             } else {
-                let _ = state.update_item(&Item::Text(dict[code as usize].clone()));
+                // No owned copy unless the state keeps the string (top-k).
+                let _ = state.update_text(&dict[code as usize]);
             }
         }
         (RuleInput::Item, ValueColumn::Numbers(v)) => {
             let _ = state.update_item(&Item::Number(v[row]));
+        }
+        (RuleInput::Weighted, ValueColumn::Numbers(v)) => {
+            let _ = state.update_weighted(Item::Number(v[row]), by());
+        }
+        (RuleInput::Weighted, ValueColumn::Strings { dict, codes }) => {
+            let code = codes[row];
+            let weight = by();
+            // Skipped rows (null value, null or non-positive weight) copy no string.
+            if code != NULL_CODE && weight.is_finite() && weight > 0.0 {
+                let _ = state.update_weighted(Item::Text(dict[code as usize].clone()), weight);
+            }
         }
         (RuleInput::Ranked, ValueColumn::Numbers(v)) if v[row].is_finite() => {
             state.update_ranked(by(), Item::Number(v[row]));

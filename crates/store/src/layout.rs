@@ -4,6 +4,7 @@
 //! commit writes one RocksDB entry per touched (series, key, layout, bucket).
 
 use serde::{Deserialize, Serialize};
+use tessera_core::sketch::{DEFAULT_CPC_LG_K, DEFAULT_PERCENTILE_SIZE};
 use tessera_core::{Aggregation, BucketSpan, MAX_DURATION_MS};
 
 use crate::error::{invalid_description, StoreResult};
@@ -18,7 +19,14 @@ pub enum ValueKind {
 }
 
 /// One aggregation as the planner describes it. `kind` is the aggregation's name
-/// (`sum`, `var_sample`, `min_by_n`, ...); the options are its arguments.
+/// (`sum`, `var_sample`, `min_by_n`, ...); the options are its arguments:
+///
+/// | kind | arguments |
+/// |---|---|
+/// | `min_by_n`, `max_by_n` | `n` (required) |
+/// | `approx_count_distinct` | `lg_k` (default [`DEFAULT_CPC_LG_K`] = 11) |
+/// | `approx_top_k` | `k` (required), `weighted` (default false: weigh rows by `by`) |
+/// | `approx_percentile` | `quantile` (required, in [0, 1]), `sketch_size` (default [`DEFAULT_PERCENTILE_SIZE`] = 200) |
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct AggregationSpec {
     pub kind: String,
@@ -199,6 +207,11 @@ fn build_rule(
         }
     };
     let n = || spec.n.ok_or_else(|| format!("{} needs n", spec.kind));
+    // The sketches take numbers and strings (approx_percentile numbers only).
+    let items_only = |what: &str| match kind {
+        ValueKind::Vector => Err(format!("{what} over vectors is not supported")),
+        _ => Ok(()),
+    };
     let dim = vector_dim.unwrap_or(0);
     let (aggregation, input) = match spec.kind.as_str() {
         "sum" if kind == ValueKind::Vector => (Aggregation::VectorSum { dim }, RuleInput::Vector),
@@ -227,13 +240,41 @@ fn build_rule(
             ValueKind::Vector => return Err("max_by_n over vectors is not supported".into()),
             _ => (Aggregation::MaxByN { n: n()? }, RuleInput::Ranked),
         },
+        "approx_count_distinct" => {
+            items_only("approx_count_distinct")?;
+            let lg_k = spec.lg_k.unwrap_or(u32::from(DEFAULT_CPC_LG_K));
+            (Aggregation::ApproxCountDistinct { lg_k }, RuleInput::Item)
+        }
+        "approx_top_k" => {
+            items_only("approx_top_k")?;
+            let k = spec.k.ok_or("approx_top_k needs k")?;
+            let weighted = spec.weighted.unwrap_or(false);
+            let input = if weighted {
+                RuleInput::Weighted
+            } else {
+                RuleInput::Item
+            };
+            (Aggregation::ApproxTopK { k, weighted }, input)
+        }
+        "approx_percentile" => {
+            let quantile = spec.quantile.ok_or("approx_percentile needs a quantile")?;
+            let size = spec
+                .sketch_size
+                .unwrap_or(u32::from(DEFAULT_PERCENTILE_SIZE));
+            numeric_only(Aggregation::ApproxPercentile { quantile, size })?
+        }
         other => return Err(format!("unknown aggregation '{other}'")),
     };
     aggregation.validate().map_err(|e| e.message)?;
+    let quantile = match aggregation {
+        Aggregation::ApproxPercentile { quantile, .. } => Some(quantile),
+        _ => None,
+    };
+    let with_weights = matches!(aggregation, Aggregation::ApproxTopK { .. });
     Ok(Rule {
         aggregation,
         input,
-        quantile: spec.quantile,
-        with_weights: false,
+        quantile,
+        with_weights,
     })
 }

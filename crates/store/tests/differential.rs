@@ -93,6 +93,14 @@ fn description() -> Vec<SeriesSpec> {
             vector_dim: None,
             rules: rules(NUMERIC_KINDS),
         },
+        // Only sum/count/mean/min/max: the store folds these through one summary per
+        // bucket (its fast path), which must agree with the recompute as well.
+        SeriesSpec {
+            id: "summarised".into(),
+            value_kind: ValueKind::Number,
+            vector_dim: None,
+            rules: rules(&NUMERIC_KINDS[..5]),
+        },
         SeriesSpec {
             id: "strings".into(),
             value_kind: ValueKind::String,
@@ -237,7 +245,7 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
     let options = StoreOptions::default();
     options.clock.pin(Some(NOW));
     let (mut store, report) = BucketStore::open(dir.path(), description(), options).unwrap();
-    assert_eq!(report.new_series.len(), 3);
+    assert_eq!(report.new_series.len(), 4);
 
     let windows = [HOUR, 3 * HOUR, DAY, 2 * DAY + 5 * HOUR, 7 * DAY];
     let query_times = [NOW, NOW - 5 * HOUR - 17 * 60_000, NOW - 3 * DAY];
@@ -273,6 +281,14 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
                 selection: None,
             },
             SeriesBatch {
+                series_id: "summarised",
+                keys: vec![KeyColumn::Ints(&keys)],
+                timestamps_ms: &ts,
+                values: ValueColumn::Numbers(&values),
+                by: None,
+                selection: None,
+            },
+            SeriesBatch {
                 series_id: "strings",
                 keys: vec![KeyColumn::Strings {
                     dict: &string_keys,
@@ -304,7 +320,12 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
         }
 
         for &now in &query_times {
-            for (series, strings) in [("numbers", false), ("strings", true), ("vectors", false)] {
+            for (series, strings) in [
+                ("numbers", false),
+                ("summarised", false),
+                ("strings", true),
+                ("vectors", false),
+            ] {
                 let spec = description().into_iter().find(|s| s.id == series).unwrap();
                 let mut reads = Vec::new();
                 for rule in 0..spec.rules.len() {

@@ -16,16 +16,28 @@
 //! | 8 / 9 | std / std_sample | as var | 2 or 18..=27 |
 //! | 10 / 11 | min_by_n / max_by_n | varint n, varint len, len pairs of (f64 by, item), best first | 3 + pairs |
 //! | 12 / 13 | vector_sum / vector_mean | varint dim, varint count; if count > 0: dim f64 sums | 3+ or 3+ + 8 dim |
-//! | 20, 21, 22 | reserved: approx_count_distinct, approx_top_k, approx_percentile | | |
+//! | 20 | approx_count_distinct | varint len, then len bytes: the CPC body | 11..=~1.3 KB at lgK 11 |
+//! | 21 | approx_top_k | varint len, then len bytes: u8 flags (bit 0: weighted), the frequent-items body | 14 + items |
+//! | 22 | approx_percentile | varint len, then len bytes: f64 quantile, the t-digest body | 19, 27, or 43 + 16 per centroid |
 //!
 //! An item is a tag byte then its value: `0` and an f64 for a number, `1`, a varint byte
 //! length and UTF-8 bytes for a text.
+//!
+//! A sketch state is `header, varint length, payload`: the length makes it
+//! self-delimiting whatever the sketch image holds, and lets a reader skip it. The bodies
+//! (a body-version byte, then the DataSketches image) are described in [`crate::sketch`];
+//! their arguments (`lg_k`, `k`, the t-digest size) live inside the images. The payload
+//! of `approx_top_k` and `approx_percentile` starts with what the state is evaluated with
+//! (whether it is weighted, its quantile), as `min_by_n` carries its `n`. A sketch body is
+//! accepted only in the form the encoder writes; anything else (truncated, trailing
+//! bytes, a bad image or argument) is a `CorruptState` error, never a panic.
 
 use super::ranked::Rank;
 use super::{AggState, Moments, RankedState, VectorState, STATE_FORMAT_VERSION};
 use super::{MAX_RANKED_N, MAX_VECTOR_DIM};
 use crate::error::{CoreError, CoreResult};
 use crate::item::Item;
+use crate::sketch::{CountDistinctState, PercentileState, TopKState};
 
 const KIND_SUM: u8 = 1;
 const KIND_COUNT: u8 = 2;
@@ -40,8 +52,12 @@ const KIND_MIN_BY_N: u8 = 10;
 const KIND_MAX_BY_N: u8 = 11;
 const KIND_VECTOR_SUM: u8 = 12;
 const KIND_VECTOR_MEAN: u8 = 13;
-// 20 (approx_count_distinct), 21 (approx_top_k) and 22 (approx_percentile) are
-// reserved for the sketch states.
+const KIND_APPROX_COUNT_DISTINCT: u8 = 20;
+const KIND_APPROX_TOP_K: u8 = 21;
+const KIND_APPROX_PERCENTILE: u8 = 22;
+
+/// Bit 0 of an `approx_top_k` payload's flags byte: the rule weighs items by `by`.
+const TOP_K_WEIGHTED: u8 = 1;
 
 const ITEM_NUMBER: u8 = 0;
 const ITEM_TEXT: u8 = 1;
@@ -62,6 +78,9 @@ impl AggState {
             AggState::MaxByN(_) => KIND_MAX_BY_N,
             AggState::VectorSum(_) => KIND_VECTOR_SUM,
             AggState::VectorMean(_) => KIND_VECTOR_MEAN,
+            AggState::ApproxCountDistinct(_) => KIND_APPROX_COUNT_DISTINCT,
+            AggState::ApproxTopK { .. } => KIND_APPROX_TOP_K,
+            AggState::ApproxPercentile { .. } => KIND_APPROX_PERCENTILE,
         }
     }
 
@@ -110,6 +129,23 @@ impl AggState {
                         put_f64(out, *s);
                     }
                 }
+            }
+            AggState::ApproxCountDistinct(sketch) => {
+                let mut payload = Vec::with_capacity(64);
+                sketch.encode_body(&mut payload);
+                put_payload(out, &payload);
+            }
+            AggState::ApproxTopK { sketch, weighted } => {
+                let mut payload = Vec::with_capacity(64);
+                payload.push(if *weighted { TOP_K_WEIGHTED } else { 0 });
+                sketch.encode_body(&mut payload);
+                put_payload(out, &payload);
+            }
+            AggState::ApproxPercentile { sketch, quantile } => {
+                let mut payload = Vec::with_capacity(64);
+                put_f64(&mut payload, *quantile);
+                sketch.encode_body(&mut payload);
+                put_payload(out, &payload);
             }
         }
     }
@@ -163,11 +199,39 @@ impl AggState {
             KIND_MAX_BY_N => AggState::MaxByN(decode_ranked(&mut r, Rank::Largest)?),
             KIND_VECTOR_SUM => AggState::VectorSum(decode_vector(&mut r)?),
             KIND_VECTOR_MEAN => AggState::VectorMean(decode_vector(&mut r)?),
-            20..=22 => {
-                return Err(CoreError::corrupt(format!(
-                    "state kind {kind} ({}) is a sketch, which this build cannot decode",
-                    kind_name(kind)
-                )))
+            KIND_APPROX_COUNT_DISTINCT => {
+                let payload = r.payload()?;
+                AggState::ApproxCountDistinct(Box::new(CountDistinctState::decode_body(payload)?))
+            }
+            KIND_APPROX_TOP_K => {
+                let payload = r.payload()?;
+                let Some((&flags, body)) = payload.split_first() else {
+                    return Err(r.impossible("an empty payload".to_owned()));
+                };
+                if flags & !TOP_K_WEIGHTED != 0 {
+                    return Err(r.impossible(format!("flags 0x{flags:02x}")));
+                }
+                AggState::ApproxTopK {
+                    sketch: Box::new(TopKState::decode_body(body)?),
+                    weighted: flags & TOP_K_WEIGHTED != 0,
+                }
+            }
+            KIND_APPROX_PERCENTILE => {
+                let payload = r.payload()?;
+                let Some((quantile, body)) = payload.split_first_chunk::<8>() else {
+                    return Err(r.impossible(format!(
+                        "a payload of {} bytes, too short for the quantile",
+                        payload.len()
+                    )));
+                };
+                let quantile = f64::from_le_bytes(*quantile);
+                if !(0.0..=1.0).contains(&quantile) {
+                    return Err(r.impossible(format!("quantile {quantile}")));
+                }
+                AggState::ApproxPercentile {
+                    sketch: Box::new(PercentileState::decode_body(body)?),
+                    quantile,
+                }
             }
             _ => {
                 return Err(CoreError::corrupt(format!(
@@ -194,9 +258,9 @@ fn kind_name(kind: u8) -> &'static str {
         KIND_MAX_BY_N => "max_by_n",
         KIND_VECTOR_SUM => "vector_sum",
         KIND_VECTOR_MEAN => "vector_mean",
-        20 => "approx_count_distinct",
-        21 => "approx_top_k",
-        22 => "approx_percentile",
+        KIND_APPROX_COUNT_DISTINCT => "approx_count_distinct",
+        KIND_APPROX_TOP_K => "approx_top_k",
+        KIND_APPROX_PERCENTILE => "approx_percentile",
         _ => "unknown",
     }
 }
@@ -273,6 +337,12 @@ fn put_f64(out: &mut Vec<u8>, v: f64) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
+/// A sketch payload: its varint length, then the bytes.
+fn put_payload(out: &mut Vec<u8>, payload: &[u8]) {
+    put_varint(out, payload.len() as u64);
+    out.extend_from_slice(payload);
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -336,6 +406,12 @@ impl<'a> Reader<'a> {
             }
         }
         Err(self.impossible(format!("a {what} varint beyond 64 bits")))
+    }
+
+    /// A sketch payload: a varint length, then that many bytes.
+    fn payload(&mut self) -> CoreResult<&'a [u8]> {
+        let len = self.varint("payload length")?;
+        self.take(len, "payload")
     }
 
     fn impossible(&self, what: String) -> CoreError {

@@ -122,7 +122,7 @@ fn guarded<T>(
 
 /// Helpers shared by the tests of the three sketches.
 #[cfg(test)]
-mod test_support {
+pub(crate) mod test_support {
     use std::sync::Once;
 
     /// SplitMix64: a tiny seeded generator, so that every trial is reproducible.

@@ -1,0 +1,140 @@
+/**
+ * Tessera: an embedded engine for windowed feature aggregations.
+ *
+ * - Declare features with the DSL (`features`, `windowed`, `hasMany`, ...).
+ * - Plan them (`plan`, `compile`, `renderAggregateList`) into a frozen plan.
+ * - Open a store with {@link Tessera.open}, `ingest` rows, `query` feature windows.
+ * - {@link BucketEngine} is the native engine underneath, for direct columnar use.
+ *
+ * @example
+ * import { datetime, features, float, hasMany, int, Tessera, windowed } from 'tessera';
+ *
+ * const Transaction = features('transaction', {
+ *   id: int().primary(),
+ *   user_id: int().references('user.id'),
+ *   amount: float(),
+ *   ts: datetime().featureTime(),
+ * });
+ * const User = features('user', { id: int().primary(), transactions: hasMany(() => Transaction) },
+ *   (user) => ({
+ *     total: windowed('1d', '7d', {
+ *       materialization: { bucketDuration: '1h' },
+ *       expression: user.transactions.select((t) => t.amount).sum(),
+ *       default: 0,
+ *     }),
+ *   }));
+ *
+ * const tessera = Tessera.open({ path: '.tessera/store', features: [User, Transaction] });
+ * tessera.ingest(Transaction, [{ id: 1, user_id: 7, amount: 12.5, ts: new Date() }]);
+ * tessera.query({ input: { 'user.id': [7] }, output: [User.total['7d']] }).rows[0]?.values;
+ * // [12.5]
+ */
+export { BucketEngine } from './bucket-engine.js';
+export * from './dsl/index.js';
+export {
+  CATALOG_FILE,
+  renderOpenReport,
+  type SeriesSummary,
+  summarize as summarizeSeries,
+  type TesseraOpenReport,
+} from './engine/catalog.js';
+export { InvalidOptionError, InvalidQueryError, InvalidRowsError } from './engine/errors.js';
+export type {
+  ClassColumns,
+  IngestColumns,
+  IngestRow,
+  IngestRows,
+  IngestValue,
+  SeriesFed,
+} from './engine/ingest.js';
+export type {
+  FeatureValue,
+  GroupedItem,
+  KeyValue,
+  OutputInfo,
+  OutputRef,
+  OutputValue,
+  OutputValues,
+  QueryInput,
+  QueryRequest,
+  QueryResult,
+  QueryRow,
+  ScalarValue,
+  ValueExplanation,
+  WeightedItem,
+} from './engine/query.js';
+export {
+  ClosedError,
+  CorruptStateError,
+  fromNative,
+  IncompatibleFormatError,
+  InternalError,
+  InvalidArgumentError,
+  InvalidBatchError,
+  InvalidDescriptionError,
+  StorageError,
+  TesseraError,
+} from './errors.js';
+// Stream resolvers and their sources (issue 5).
+export type {
+  CommitOptions,
+  CommitReportOutput,
+  DeadLetterQuery,
+  DeadLetterRecord,
+  EngineStats,
+  IngestReportOutput,
+  KeyPart,
+  ListValue,
+  OpenOptions,
+  OpenReportOutput,
+  SeriesBatchInput,
+  SourcePositionInput,
+  StoredBucketOutput,
+  WindowQuery,
+  WindowQueryResult,
+  WindowReadInput,
+} from './native.js';
+export * from './planner/index.js';
+export {
+  type BatchReport,
+  DataFrame,
+  type DeclarativeStreamResolverOptions,
+  type FieldRef,
+  type FunctionStreamResolverOptions,
+  isStreamResolver,
+  type MessageContext,
+  makeStreamResolver,
+  makeWindowedStreamResolver,
+  type OutputFeatureMap,
+  type OutputFeaturePairs,
+  type ResolvedRow,
+  type StreamMetrics,
+  type StreamResolver,
+  StreamResolverError,
+  StreamRunner,
+  type StreamRunnerOptions,
+  type WindowContext,
+  type WindowedStreamResolver,
+  type WindowedStreamResolverOptions,
+  WindowedStreamRunner,
+} from './resolvers/index.js';
+export {
+  JsonLinesSource,
+  type JsonLinesSourceOptions,
+  KafkaSource,
+  type KafkaSourceOptions,
+  MemorySource,
+  type MemorySourceOptions,
+  type PartitionLag,
+  type PartitionPosition,
+  type PushOptions,
+  type Source,
+  type SourceMessage,
+} from './sources/index.js';
+export {
+  type IngestOptions,
+  type IngestResult,
+  type SourcePosition,
+  Tessera,
+  type TesseraOptions,
+} from './tessera.js';

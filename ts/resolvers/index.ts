@@ -1,0 +1,38 @@
+/**
+ * Stream resolvers: messages of a source folded into materialized aggregations, exactly
+ * once, with bad messages kept as dead letters.
+ */
+export { type BadMessage, BoundResolver, ColumnBatch } from './decode.js';
+export { DedupeMemory, dedupeKey } from './dedupe.js';
+export {
+  type BatchReport,
+  DEDUPE_SOURCE_SUFFIX,
+  type StreamMetrics,
+  StreamRunner,
+  type StreamRunnerOptions,
+} from './runner.js';
+export {
+  type DeclarativeStreamResolverOptions,
+  type FieldRef,
+  type FunctionStreamResolverOptions,
+  isStreamResolver,
+  type MessageContext,
+  makeStreamResolver,
+  type OutputColumn,
+  type OutputFeatureMap,
+  type OutputFeaturePairs,
+  type ResolvedRow,
+  type StreamResolver,
+  type StreamResolverCommonOptions,
+  StreamResolverError,
+} from './stream-resolver.js';
+export {
+  DataFrame,
+  makeWindowedStreamResolver,
+  type WindowContext,
+  type WindowedResult,
+  type WindowedStreamMetrics,
+  type WindowedStreamResolver,
+  type WindowedStreamResolverOptions,
+  WindowedStreamRunner,
+} from './windowed.js';

@@ -1,0 +1,363 @@
+/**
+ * {@link Tessera}: the engine API. Opens a store from feature definitions (through the
+ * planner's frozen plan, the only thing the native engine receives), ingests rows of
+ * feature classes into every materialized aggregation they feed, and answers online
+ * queries for many keys and many feature windows in one native round trip.
+ */
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { BucketEngine } from './bucket-engine.js';
+import { DefinitionError, type Diagnostic } from './dsl/errors.js';
+import { type AnyFeatureClass, definitionOf, isFeatureClass } from './dsl/feature-class.js';
+import {
+  reconcileCatalog,
+  type SeriesSummary,
+  summarize,
+  type TesseraOpenReport,
+} from './engine/catalog.js';
+import { InvalidOptionError, InvalidRowsError } from './engine/errors.js';
+import {
+  ClassIngest,
+  type IngestRows,
+  type PreparedBatch,
+  type SeriesFed,
+} from './engine/ingest.js';
+import {
+  type OutputRef,
+  QueryPlanner,
+  type QueryRequest,
+  type QueryResult,
+} from './engine/query.js';
+import { toTimeMs } from './engine/values.js';
+import type {
+  CommitOptions,
+  CommitReportOutput,
+  EngineStats,
+  OpenOptions,
+  SourcePositionInput,
+} from './native.js';
+import { compile, type PlanInput } from './planner/compile.js';
+import { toStoreDescription } from './planner/store-description.js';
+import type { Plan } from './planner/types.js';
+
+/** A stream position committed atomically with the buckets it produced. */
+export type SourcePosition = SourcePositionInput;
+
+/** Options of {@link Tessera.open}. */
+export interface TesseraOptions {
+  /** The store directory (created when missing). */
+  readonly path: string;
+  /**
+   * The feature classes: a list (`[User, Transaction]`) or a module's exports. Classes
+   * reached through relations are planned too.
+   */
+  readonly features: PlanInput;
+  /** Create the store when missing (default true). */
+  readonly createIfMissing?: boolean;
+  /** Fsync the write-ahead log on every commit (default false; the WAL is always written). */
+  readonly syncCommits?: boolean;
+  /** Block cache for reads, in bytes (default 128 MiB). */
+  readonly blockCacheBytes?: number;
+}
+
+/** Options of {@link Tessera.ingest}. */
+export interface IngestOptions {
+  /**
+   * The columns this batch writes, as `column` or `column@version` (the relevance rule
+   * of stream resolvers). An aggregation over a versioned column is updated only when
+   * its version is written: `'amount@2'` updates aggregations over `amount@2`, never
+   * those over `amount` v1; a bare `'amount'` means the column's default version. An
+   * aggregation over an unversioned column is updated by a write of that column,
+   * whichever version of the windowed feature reads it. `count()` of rows counts when
+   * the feature-time column is written.
+   *
+   * Default: every column present in the rows, as written (a bare versioned column
+   * meaning its default version). The value of `column@version` is taken from a
+   * property named `column@version` when the rows have one, else from `column`.
+   * An empty list updates nothing (positions are still committed).
+   */
+  readonly writes?: readonly string[];
+  /**
+   * Commit with the fold (default true): the batch is folded and written in one atomic
+   * write, so a later query sees it. With `false` the batch is only folded in memory
+   * and the caller commits later ({@link Tessera.commit}), e.g. once per poll of a
+   * stream; queries see only committed data.
+   */
+  readonly commit?: boolean;
+  /**
+   * Stream positions (source, partition -> offset) written in the same atomic write as
+   * the buckets (exactly-once folding). Only with `commit` (the default); with
+   * `commit: false` pass them to {@link Tessera.commit} instead.
+   */
+  readonly positions?: readonly SourcePosition[];
+  /** Replace stored buckets instead of merging into them (backfills). Needs `commit`. */
+  readonly replace?: boolean;
+}
+
+/** What one ingest call did. */
+export interface IngestResult {
+  /** Rows in the batch. */
+  readonly rows: number;
+  /** Every series the batch was relevant to, with the rows that passed its filters. */
+  readonly series: readonly SeriesFed[];
+  /** The commit's report, or `null` with `commit: false`. */
+  readonly commit: CommitReportOutput | null;
+}
+
+/**
+ * An open Tessera store.
+ *
+ * @example
+ * import { Tessera } from 'tessera';
+ * import { Transaction, User } from './features.js';
+ *
+ * const tessera = Tessera.open({ path: '.tessera/store', features: [User, Transaction] });
+ * tessera.ingest(Transaction, [
+ *   { id: 1, user_id: 7, amount: 12.5, ts: new Date() },
+ *   { id: 2, user_id: 7, amount: 30, ts: '2026-01-31T12:00:00Z' },
+ * ]);
+ * const { rows } = tessera.query({
+ *   input: { 'user.id': [7, 8] },
+ *   output: [User.total['1d'], User.total_7d, 'user.total__2592000__'],
+ * });
+ * rows[0]?.values; // [42.5, 42.5, 42.5]
+ * tessera.close();
+ */
+export class Tessera {
+  /** The frozen plan the store was opened with. */
+  readonly plan: Plan;
+  /** Which series are new, kept and orphaned, each with a readable description. */
+  readonly openReport: TesseraOpenReport;
+  /** Warnings of the definitions (errors make {@link Tessera.open} throw). */
+  readonly warnings: readonly Diagnostic[];
+  /** The store directory, absolute. */
+  readonly path: string;
+  private readonly store: BucketEngine;
+  private readonly ingestTargets = new Map<string, ClassIngest>();
+  private readonly queries: QueryPlanner;
+
+  private constructor(
+    path: string,
+    plan: Plan,
+    warnings: readonly Diagnostic[],
+    store: BucketEngine,
+    report: TesseraOpenReport,
+  ) {
+    this.path = path;
+    this.plan = plan;
+    this.warnings = warnings;
+    this.store = store;
+    this.openReport = report;
+    this.queries = new QueryPlanner(plan);
+  }
+
+  /**
+   * Plans `features` and opens (or creates) the store at `path` for them. Series whose
+   * definitions did not change keep their data; the open report says which series are
+   * new, kept and orphaned. Prints nothing.
+   *
+   * @throws {DefinitionError} when a definition has errors (all diagnostics attached).
+   * @example
+   * const tessera = Tessera.open({ path: '.tessera/store', features: [User, Transaction] });
+   * tessera.openReport.newSeries.map((s) => s.description);
+   * // ['transaction.amount by user_id: sum per 1d']
+   */
+  static open(options: TesseraOptions): Tessera {
+    const { plan, diagnostics } = compile(options.features);
+    if (diagnostics.some((d) => d.severity === 'error')) throw new DefinitionError(diagnostics);
+    const path = resolve(options.path);
+    if (options.createIfMissing !== false) mkdirSync(path, { recursive: true });
+    const openOptions: OpenOptions = {};
+    if (options.createIfMissing !== undefined)
+      openOptions.createIfMissing = options.createIfMissing;
+    if (options.syncCommits !== undefined) openOptions.syncCommits = options.syncCommits;
+    if (options.blockCacheBytes !== undefined)
+      openOptions.blockCacheBytes = options.blockCacheBytes;
+    const store = BucketEngine.open(path, toStoreDescription(plan), openOptions);
+    let report: TesseraOpenReport;
+    try {
+      report = reconcileCatalog(path, plan, store.openReport);
+    } catch (error) {
+      store.close();
+      throw error;
+    }
+    return new Tessera(path, plan, Object.freeze([...diagnostics]), store, report);
+  }
+
+  /** The native bucket engine underneath (for clocks, stats and raw bucket reads). */
+  get engine(): BucketEngine {
+    return this.store;
+  }
+
+  /** A readable description of every series of the plan. */
+  get series(): readonly SeriesSummary[] {
+    return this.plan.series.map(summarize);
+  }
+
+  private target(cls: AnyFeatureClass): ClassIngest {
+    if (!isFeatureClass(cls)) {
+      throw new InvalidRowsError(
+        'ingest takes a feature class (the result of features(...)) as its first argument',
+      );
+    }
+    const ns = definitionOf(cls).namespace;
+    let target = this.ingestTargets.get(ns);
+    if (target === undefined) {
+      const classPlan = this.plan.classes.find((c) => c.namespace === ns);
+      if (classPlan === undefined) {
+        throw new InvalidRowsError(
+          `${ns} is not one of this Tessera's feature classes (${this.plan.classes.map((c) => c.namespace).join(', ')})`,
+        );
+      }
+      target = new ClassIngest(classPlan, this.plan);
+      this.ingestTargets.set(ns, target);
+    }
+    return target;
+  }
+
+  private prepareIngest(
+    cls: AnyFeatureClass,
+    rows: unknown,
+    options: IngestOptions | undefined,
+  ): PreparedBatch {
+    const commit = options?.commit !== false;
+    if (!commit && options?.positions !== undefined) {
+      throw new InvalidOptionError(
+        'ingest: positions are written by a commit; with commit: false pass them to commit(positions)',
+      );
+    }
+    if (!commit && options?.replace === true) {
+      throw new InvalidOptionError('ingest: replace applies to a commit; pass it to commit()');
+    }
+    return this.target(cls).prepare(rows, options?.writes);
+  }
+
+  /**
+   * Folds a batch of rows of `cls` into every materialized aggregation it feeds (through
+   * the has-many relations that read it, after each aggregation's ingest filters, keyed
+   * by the series' join keys, bucketed by the feature-time column), in ONE native call:
+   * one columnar batch per fed series. Rows are row objects or columns
+   * (`{ amount: Float64Array, ts: [...] }`). Times are Dates, ISO strings with a zone, or
+   * epoch ms. A row whose key is null belongs to no group and is skipped; a row without
+   * a feature time, or with a value of the wrong type, is an error naming the class, the
+   * column and the row, and nothing of the batch is ingested.
+   *
+   * @example
+   * tessera.ingest(Transaction, { id: ids, user_id: users, amount: amounts, ts: times });
+   * tessera.ingest(Transaction, rows, { writes: ['amount@2'], commit: false });
+   */
+  ingest<C extends AnyFeatureClass>(
+    cls: C,
+    rows: IngestRows<C>,
+    options?: IngestOptions,
+  ): IngestResult {
+    const prepared = this.prepareIngest(cls, rows, options);
+    if (options?.commit === false) {
+      if (prepared.batches.length > 0) this.store.ingest(prepared.batches);
+      return { rows: prepared.rows, series: prepared.series, commit: null };
+    }
+    const commit = this.store.ingestAndCommit(
+      prepared.batches,
+      options?.positions === undefined ? undefined : [...options.positions],
+      options?.replace === true ? { replace: true } : undefined,
+    );
+    return { rows: prepared.rows, series: prepared.series, commit };
+  }
+
+  /**
+   * {@link ingest} with the native fold (and commit) off the event loop. The rows are
+   * converted on the calling thread; typed arrays given as columns may be passed to the
+   * engine as they are, so do not modify them until the promise settles.
+   */
+  async ingestAsync<C extends AnyFeatureClass>(
+    cls: C,
+    rows: IngestRows<C>,
+    options?: IngestOptions,
+  ): Promise<IngestResult> {
+    const prepared = this.prepareIngest(cls, rows, options);
+    if (options?.commit === false) {
+      if (prepared.batches.length > 0) await this.store.ingestAsync(prepared.batches);
+      return { rows: prepared.rows, series: prepared.series, commit: null };
+    }
+    const commit = await this.store.ingestAndCommitAsync(
+      prepared.batches,
+      options?.positions === undefined ? undefined : [...options.positions],
+      options?.replace === true ? { replace: true } : undefined,
+    );
+    return { rows: prepared.rows, series: prepared.series, commit };
+  }
+
+  /**
+   * Writes everything folded since the last commit (by `ingest(..., { commit: false })`)
+   * and `positions` in one atomic write.
+   */
+  commit(positions?: readonly SourcePosition[], options?: CommitOptions): CommitReportOutput {
+    return this.store.commit(positions === undefined ? undefined : [...positions], options);
+  }
+
+  /** {@link commit} off the event loop. */
+  commitAsync(
+    positions?: readonly SourcePosition[],
+    options?: CommitOptions,
+  ): Promise<CommitReportOutput> {
+    return this.store.commitAsync(positions === undefined ? undefined : [...positions], options);
+  }
+
+  /** Drops what was folded since the last commit. */
+  discardPending(): void {
+    this.store.discardPending();
+  }
+
+  /** The committed positions of one source, by partition. */
+  positions(source: string): SourcePosition[] {
+    return this.store.positions(source);
+  }
+
+  /**
+   * Reads feature windows for one or many keys, in one native round trip. Each output
+   * is a window reference in any form (`User.total['7d']`, `User.total_7d`, ...) or a
+   * name (`'user.total__604800__'`, `'user.total_spend__2592000__@2'`); values come back
+   * typed per output, in order (`rows[i].values`) and by canonical name
+   * (`rows[i].byName`). A window without data gives the feature's default (0 for
+   * count-like aggregations, else `null` unless declared). `explain: true` attaches the
+   * buckets each value merged.
+   *
+   * @example
+   * const result = tessera.query({
+   *   input: [{ id: 7 }, { id: 8 }],
+   *   output: [User.total['7d'], User.count_1d] as const,
+   *   explain: true,
+   * });
+   * const [total, count] = result.rows[0]!.values; // number | null, number | null
+   */
+  query<const O extends readonly OutputRef[]>(request: QueryRequest<O>): QueryResult<O> {
+    const prepared = this.queries.prepare(request);
+    return prepared.finish(this.store.query(prepared.queries));
+  }
+
+  /** {@link query} with the native read off the event loop. */
+  async queryAsync<const O extends readonly OutputRef[]>(
+    request: QueryRequest<O>,
+  ): Promise<QueryResult<O>> {
+    const prepared = this.queries.prepare(request);
+    return prepared.finish(await this.store.queryAsync(prepared.queries));
+  }
+
+  /**
+   * Pins the engine clock (the default query time, and the time retention is judged
+   * by), or unpins it with `null`. For tests and replays.
+   */
+  setClock(now: Date | number | string | null): void {
+    this.store.setClock(now === null ? null : toTimeMs(now, 'setClock'));
+  }
+
+  /** Counts and sizes, for monitoring. */
+  stats(): EngineStats {
+    return this.store.stats();
+  }
+
+  /** Closes the store; uncommitted folds are dropped. */
+  close(): void {
+    this.store.close();
+  }
+}
