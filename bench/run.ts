@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { BenchContext, ScenarioResult } from './harness.js';
 import { ingestScenarios } from './ingest.js';
 import { queryScenarios } from './query.js';
+import { sketchScenarios } from './sketches.js';
 import { streamScenarios } from './stream.js';
 
 const quick = process.argv.includes('--quick');
@@ -22,7 +23,7 @@ function format(value: number): string {
 }
 
 const scenarios: ScenarioResult[] = [];
-for (const group of [ingestScenarios, queryScenarios, streamScenarios]) {
+for (const group of [ingestScenarios, queryScenarios, streamScenarios, sketchScenarios]) {
   for (const result of await group(context)) {
     scenarios.push(result);
     const peers = Object.entries(result.peers)

@@ -23,18 +23,24 @@ impl Item {
     /// the number 1 apart from the string "1".
     pub fn canonical_bytes(&self, out: &mut Vec<u8>) {
         match self {
-            Item::Number(v) => {
-                let v = if *v == 0.0 { 0.0 } else { *v };
-                if v.fract() == 0.0 && v >= i64::MIN as f64 && v < i64::MAX as f64 {
-                    out.push(b'i');
-                    out.extend_from_slice(&(v as i64).to_le_bytes());
-                } else {
-                    out.push(b'f');
-                    out.extend_from_slice(&v.to_bits().to_le_bytes());
-                }
-            }
+            Item::Number(v) => out.extend_from_slice(&Item::number_canonical_bytes(*v)),
             Item::Text(s) => Item::text_canonical_bytes(s, out),
         }
+    }
+
+    /// [`Item::canonical_bytes`] of `Item::Number(v)`: always 9 bytes, `'i'` and the
+    /// integer, or `'f'` and the bits.
+    #[inline]
+    pub fn number_canonical_bytes(v: f64) -> [u8; 9] {
+        let v = if v == 0.0 { 0.0 } else { v };
+        let (tag, word) = if v.fract() == 0.0 && v >= i64::MIN as f64 && v < i64::MAX as f64 {
+            (b'i', (v as i64).to_le_bytes())
+        } else {
+            (b'f', v.to_bits().to_le_bytes())
+        };
+        let mut bytes = [tag; 9];
+        bytes[1..].copy_from_slice(&word);
+        bytes
     }
 
     /// [`Item::canonical_bytes`] of `Item::Text(text)`, without building the item.

@@ -131,22 +131,16 @@ impl AggState {
                 }
             }
             AggState::ApproxCountDistinct(sketch) => {
-                let mut payload = Vec::with_capacity(64);
-                sketch.encode_body(&mut payload);
-                put_payload(out, &payload);
+                put_payload(out, |out| sketch.encode_body(out));
             }
-            AggState::ApproxTopK { sketch, weighted } => {
-                let mut payload = Vec::with_capacity(64);
-                payload.push(if *weighted { TOP_K_WEIGHTED } else { 0 });
-                sketch.encode_body(&mut payload);
-                put_payload(out, &payload);
-            }
-            AggState::ApproxPercentile { sketch, quantile } => {
-                let mut payload = Vec::with_capacity(64);
-                put_f64(&mut payload, *quantile);
-                sketch.encode_body(&mut payload);
-                put_payload(out, &payload);
-            }
+            AggState::ApproxTopK { sketch, weighted } => put_payload(out, |out| {
+                out.push(if *weighted { TOP_K_WEIGHTED } else { 0 });
+                sketch.encode_body(out);
+            }),
+            AggState::ApproxPercentile { sketch, quantile } => put_payload(out, |out| {
+                put_f64(out, *quantile);
+                sketch.encode_body(out);
+            }),
         }
     }
 
@@ -337,10 +331,26 @@ fn put_f64(out: &mut Vec<u8>, v: f64) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-/// A sketch payload: its varint length, then the bytes.
-fn put_payload(out: &mut Vec<u8>, payload: &[u8]) {
-    put_varint(out, payload.len() as u64);
-    out.extend_from_slice(payload);
+/// A sketch payload: its varint length, then the bytes `write` appends. Written in place:
+/// one length byte is reserved, and the payload moves up in the rare case (payloads of
+/// 128 bytes and more) where the length needs more.
+fn put_payload(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let at = out.len();
+    out.push(0);
+    write(out);
+    let len = out.len() - at - 1;
+    if len < 0x80 {
+        out[at] = len as u8;
+        return;
+    }
+    let (mut prefix, mut n, mut v) = ([0u8; 10], 0, len as u64);
+    while v >= 0x80 {
+        prefix[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    prefix[n] = v as u8;
+    out.splice(at..at + 1, prefix[..=n].iter().copied());
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {

@@ -404,7 +404,7 @@ impl AggState {
             | AggState::MaxByN(_)
             | AggState::VectorSum(_)
             | AggState::VectorMean(_) => {}
-            AggState::ApproxCountDistinct(s) => s.update_item(&Item::Number(v)),
+            AggState::ApproxCountDistinct(s) => s.update_number(v),
             AggState::ApproxTopK { sketch, .. } => sketch.update_owned(Item::Number(v), 1.0),
             AggState::ApproxPercentile { sketch, .. } => sketch.update(v),
         }

@@ -55,11 +55,7 @@ impl Hash for TopKItem {
                 state.write(b"s");
                 state.write(s.as_bytes());
             }
-            number => {
-                let mut bytes = Vec::with_capacity(9);
-                number.canonical_bytes(&mut bytes);
-                state.write(&bytes);
-            }
+            Item::Number(v) => state.write(&Item::number_canonical_bytes(*v)),
         }
     }
 }
@@ -83,11 +79,7 @@ impl FrequentItemValue for TopKItem {
                 bytes.write_u32_le(s.len() as u32);
                 bytes.write(s.as_bytes());
             }
-            number => {
-                let mut canonical = Vec::with_capacity(9);
-                number.canonical_bytes(&mut canonical);
-                bytes.write(&canonical);
-            }
+            Item::Number(v) => bytes.write(&Item::number_canonical_bytes(*v)),
         }
     }
 
@@ -106,13 +98,11 @@ impl FrequentItemValue for TopKItem {
                 // Only canonical numbers: not NaN, and re-encoding gives the bytes we read
                 // (an 'f' holding an integral value or -0.0, or an 'i' that f64 cannot hold
                 // exactly, is not what `canonical_bytes` writes).
-                let item = Item::Number(v);
-                let mut canonical = Vec::with_capacity(9);
-                item.canonical_bytes(&mut canonical);
+                let canonical = Item::number_canonical_bytes(v);
                 if v.is_nan() || canonical[0] != tag || canonical[1..] != raw.to_le_bytes() {
                     return Err(bad("non-canonical number"));
                 }
-                item
+                Item::Number(v)
             }
             b's' => {
                 let len = cursor.read_u32_le().map_err(truncated)? as usize;
