@@ -171,10 +171,6 @@ impl PendingDelta {
         self.buckets
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.buckets == 0
-    }
-
     /// Every touched bucket, in no particular order.
     pub fn buckets(&self) -> Vec<PendingBucket> {
         let mut out = Vec::with_capacity(self.buckets);

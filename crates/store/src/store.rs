@@ -27,7 +27,7 @@ use crate::error::{invalid_batch, invalid_description, StoreError, StoreErrorKin
 use crate::fold::{KeyColumn, PendingBucket, PendingDelta, SeriesBatch, NULL_CODE};
 use crate::key::{bucket_key, int_key_part, parse_bucket_key, push_int_part, push_text_part};
 use crate::layout::{SeriesLayout, SeriesSpec};
-use crate::record::{decode_record, encode_record, merge_record_into, merge_records};
+use crate::record::{decode_record, merge_records};
 
 /// The on-disk layout version of a store directory (keys, records, meta). A directory
 /// written by another version is refused rather than misread.
@@ -1177,16 +1177,6 @@ impl CompactionFilter for RetentionFilter {
     fn name(&self) -> &CStr {
         RETENTION_FILTER_NAME
     }
-}
-
-/// Merges two encoded records (exposed for tests of the merge operator's contract).
-pub fn merge_two_records(a: &[u8], b: &[u8]) -> StoreResult<Vec<u8>> {
-    let mut acc = Vec::new();
-    merge_record_into(&mut acc, a)?;
-    merge_record_into(&mut acc, b)?;
-    let mut out = Vec::new();
-    encode_record(&acc, &mut out);
-    Ok(out)
 }
 
 /// The column families of a store directory, for tools that open it with RocksDB alone.
