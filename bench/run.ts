@@ -13,6 +13,9 @@ import { sketchScenarios } from './sketches.js';
 import { streamScenarios } from './stream.js';
 
 const quick = process.argv.includes('--quick');
+// `--only ingest,stream`: just these groups, written to partial.json (for development).
+const onlyArg = process.argv.indexOf('--only');
+const only = onlyArg >= 0 ? (process.argv[onlyArg + 1] ?? '').split(',') : undefined;
 const context: BenchContext = { quick, repetitions: quick ? 1 : 3 };
 
 function format(value: number): string {
@@ -23,7 +26,14 @@ function format(value: number): string {
 }
 
 const scenarios: ScenarioResult[] = [];
-for (const group of [ingestScenarios, queryScenarios, streamScenarios, sketchScenarios]) {
+const groups = {
+  ingest: ingestScenarios,
+  query: queryScenarios,
+  stream: streamScenarios,
+  sketches: sketchScenarios,
+};
+for (const [name, group] of Object.entries(groups)) {
+  if (only !== undefined && !only.includes(name)) continue;
   for (const result of await group(context)) {
     scenarios.push(result);
     const peers = Object.entries(result.peers)
@@ -41,7 +51,7 @@ for (const group of [ingestScenarios, queryScenarios, streamScenarios, sketchSce
 // Compiled to dist/bench/run.js: results go to the source tree's bench/results.
 const out = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
 mkdirSync(out, { recursive: true });
-const file = join(out, quick ? 'quick.json' : 'latest.json');
+const file = join(out, only ? 'partial.json' : quick ? 'quick.json' : 'latest.json');
 writeFileSync(
   file,
   `${JSON.stringify(

@@ -6,8 +6,9 @@ use rustc_hash::FxHashMap;
 use tessera_core::{AggState, Aggregation, Item, NumericSummary};
 
 use crate::error::{invalid_batch, StoreResult};
-use crate::key::{int_key_part, push_int_part, push_text_part};
+use crate::key::{bucket_key, int_key_part, push_int_part, push_text_part};
 use crate::layout::{RuleInput, SeriesLayout, ValueKind};
+use crate::summary_table::{SummarySlot, SummaryTable};
 
 /// The string-column code that stands for null.
 pub const NULL_CODE: u32 = u32::MAX;
@@ -65,24 +66,26 @@ enum KeyToken {
     Interned(u32),
 }
 
-/// The states of a layout's buckets. `Summaries` is the fast path for a numeric series
-/// whose rules at this size are all sum/count/mean/min/max: one 32-byte summary per
-/// bucket serves them all. Otherwise each slot `s` owns
-/// `states[s * stride .. (s + 1) * stride]`, one state per rule of the layout.
-enum SlotStates {
-    Summaries(Vec<NumericSummary>),
+/// The buckets of one (series, layout) touched since the last commit.
+///
+/// `Summaries` is the fast path for a numeric series whose rules at this size are all
+/// sum/count/mean/min/max: one 32-byte summary per bucket, kept in the hash table's slot,
+/// serves them all. Otherwise each slot `s` owns `states[s * stride .. (s + 1) * stride]`,
+/// one state per rule of the layout.
+enum LayoutDelta {
+    Summaries {
+        /// Single-integer group keys.
+        ints: SummaryTable,
+        /// Other group keys, by interned id.
+        interned: SummaryTable,
+    },
     States {
+        int_slots: FxHashMap<(i64, i64), u32>,
+        interned_slots: FxHashMap<(u32, i64), u32>,
+        slot_keys: Vec<(KeyToken, i64)>,
         stride: usize,
         states: Vec<AggState>,
     },
-}
-
-/// The buckets of one (series, layout) touched since the last commit.
-struct LayoutDelta {
-    int_slots: FxHashMap<(i64, i64), u32>,
-    interned_slots: FxHashMap<(u32, i64), u32>,
-    slot_keys: Vec<(KeyToken, i64)>,
-    states: SlotStates,
 }
 
 impl LayoutDelta {
@@ -92,62 +95,83 @@ impl LayoutDelta {
                 let rule = &series.rules[r];
                 rule.input == RuleInput::Number && NumericSummary::covers(&rule.aggregation)
             });
-        Self {
-            int_slots: FxHashMap::default(),
-            interned_slots: FxHashMap::default(),
-            slot_keys: Vec::new(),
-            states: if summarised {
-                SlotStates::Summaries(Vec::new())
-            } else {
-                SlotStates::States {
-                    stride: layout.rules.len(),
-                    states: Vec::new(),
-                }
-            },
+        if summarised {
+            Self::Summaries {
+                ints: SummaryTable::default(),
+                interned: SummaryTable::default(),
+            }
+        } else {
+            Self::States {
+                int_slots: FxHashMap::default(),
+                interned_slots: FxHashMap::default(),
+                slot_keys: Vec::new(),
+                stride: layout.rules.len(),
+                states: Vec::new(),
+            }
         }
     }
 
-    /// The slot of (key, bucket start), creating it with empty states.
-    #[inline]
-    fn slot(&mut self, key: KeyToken, start: i64, series: &SeriesLayout, rules: &[usize]) -> usize {
-        let next = self.slot_keys.len() as u32;
-        let slot = match key {
-            KeyToken::Int(k) => *self.int_slots.entry((k, start)).or_insert(next),
-            KeyToken::Interned(k) => *self.interned_slots.entry((k, start)).or_insert(next),
-        };
-        if slot == next {
-            self.slot_keys.push((key, start));
-            match &mut self.states {
-                SlotStates::Summaries(summaries) => summaries.push(NumericSummary::EMPTY),
-                SlotStates::States { states, .. } => states.extend(
-                    rules
-                        .iter()
-                        .map(|&r| AggState::new(&series.rules[r].aggregation)),
-                ),
-            }
+    fn bucket_count(&self) -> usize {
+        match self {
+            Self::Summaries { ints, interned } => ints.len() + interned.len(),
+            Self::States { slot_keys, .. } => slot_keys.len(),
         }
-        slot as usize
     }
 
     fn clear(&mut self) {
-        self.int_slots.clear();
-        self.interned_slots.clear();
-        self.slot_keys.clear();
-        match &mut self.states {
-            SlotStates::Summaries(summaries) => summaries.clear(),
-            SlotStates::States { states, .. } => states.clear(),
+        match self {
+            Self::Summaries { ints, interned } => {
+                ints.clear();
+                interned.clear();
+            }
+            Self::States {
+                int_slots,
+                interned_slots,
+                slot_keys,
+                states,
+                ..
+            } => {
+                int_slots.clear();
+                interned_slots.clear();
+                slot_keys.clear();
+                states.clear();
+            }
         }
     }
 }
 
-/// One touched bucket of the pending delta.
-#[derive(Debug, Clone, Copy)]
-pub struct PendingBucket {
-    /// Index of the series in the store's active series list.
-    pub series: usize,
-    pub layout: usize,
-    slot: u32,
+/// The slot of (key, bucket start) in a `States` layout, created with empty states.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn state_slot(
+    int_slots: &mut FxHashMap<(i64, i64), u32>,
+    interned_slots: &mut FxHashMap<(u32, i64), u32>,
+    slot_keys: &mut Vec<(KeyToken, i64)>,
+    states: &mut Vec<AggState>,
+    key: KeyToken,
+    start: i64,
+    series: &SeriesLayout,
+    rules: &[usize],
+) -> usize {
+    let next = slot_keys.len() as u32;
+    let slot = match key {
+        KeyToken::Int(k) => *int_slots.entry((k, start)).or_insert(next),
+        KeyToken::Interned(k) => *interned_slots.entry((k, start)).or_insert(next),
+    };
+    if slot == next {
+        slot_keys.push((key, start));
+        states.extend(
+            rules
+                .iter()
+                .map(|&r| AggState::new(&series.rules[r].aggregation)),
+        );
+    }
+    slot as usize
 }
+
+/// How many rows ahead the summary fold prefetches its hash slot: enough misses in
+/// flight to cover a memory access, few enough to stay in the line-fill buffers.
+const PREFETCH_AHEAD: usize = 8;
 
 /// Bucket states folded in memory since the last commit.
 #[derive(Default)]
@@ -157,7 +181,16 @@ pub struct PendingDelta {
     interned: FxHashMap<Vec<u8>, u32>,
     interned_bytes: Vec<Vec<u8>>,
     rows: u64,
-    buckets: usize,
+    /// The summaries of one layout being sorted for a commit, kept between commits so
+    /// each commit does not fault in fresh pages for it.
+    sort_scratch: Vec<SummarySlot>,
+}
+
+/// What [`PendingDelta::write_records`] wrote.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordsWritten {
+    pub buckets: u64,
+    pub bytes: u64,
 }
 
 impl PendingDelta {
@@ -168,70 +201,135 @@ impl PendingDelta {
 
     /// Buckets touched since the last commit.
     pub fn bucket_count(&self) -> usize {
-        self.buckets
+        self.layouts
+            .iter()
+            .flatten()
+            .map(LayoutDelta::bucket_count)
+            .sum()
     }
 
-    /// Every touched bucket, in no particular order.
-    pub fn buckets(&self) -> Vec<PendingBucket> {
-        let mut out = Vec::with_capacity(self.buckets);
-        for (series, layouts) in self.layouts.iter().enumerate() {
-            for (layout, delta) in layouts.iter().enumerate() {
-                out.extend((0..delta.slot_keys.len()).map(|slot| PendingBucket {
-                    series,
-                    layout,
-                    slot: slot as u32,
-                }));
-            }
-        }
-        out
-    }
-
-    fn delta(&self, bucket: &PendingBucket) -> &LayoutDelta {
-        &self.layouts[bucket.series][bucket.layout]
-    }
-
-    /// Writes the bucket's encoded group key into `out` (cleared first).
-    pub fn write_group_key(&self, bucket: &PendingBucket, out: &mut Vec<u8>) {
+    fn group_key_of(&self, token: KeyToken, out: &mut Vec<u8>) {
         out.clear();
-        match self.delta(bucket).slot_keys[bucket.slot as usize].0 {
+        match token {
             KeyToken::Int(k) => push_int_part(out, k),
             KeyToken::Interned(id) => out.extend_from_slice(&self.interned_bytes[id as usize]),
         }
     }
 
-    /// The bucket's start.
-    pub fn start(&self, bucket: &PendingBucket) -> i64 {
-        self.delta(bucket).slot_keys[bucket.slot as usize].1
+    /// The order of two interned group keys in the store: by length, then bytes.
+    fn interned_order(&self, a: u32, b: u32) -> std::cmp::Ordering {
+        let (a, b) = (
+            &self.interned_bytes[a as usize],
+            &self.interned_bytes[b as usize],
+        );
+        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
     }
 
-    /// Appends the bucket's record (the states of its layout's rules, in order) to `out`;
-    /// false, with nothing written, when the bucket holds no value at all.
-    pub fn write_record(
-        &self,
-        bucket: &PendingBucket,
-        series: &SeriesLayout,
-        out: &mut Vec<u8>,
-    ) -> bool {
-        let slot = bucket.slot as usize;
-        match &self.delta(bucket).states {
-            SlotStates::Summaries(summaries) => {
-                let summary = &summaries[slot];
-                if summary.is_empty() {
-                    return false;
+    /// Hands every touched bucket that holds a value to `emit` as (bucket key, record),
+    /// the record being the states of its layout's rules in order. Buckets come in key
+    /// order within each (series, layout), which is what RocksDB's memtable inserts
+    /// fastest; `series` is the store's active list, indexed as at fold time.
+    pub fn write_records(
+        &mut self,
+        series: &[SeriesLayout],
+        mut emit: impl FnMut(&[u8], &[u8]),
+    ) -> RecordsWritten {
+        let mut written = RecordsWritten::default();
+        let mut slots = std::mem::take(&mut self.sort_scratch);
+        let (mut key, mut group_key, mut record) = (
+            Vec::with_capacity(64),
+            Vec::with_capacity(32),
+            Vec::with_capacity(256),
+        );
+        let mut emit_one =
+            |series: &SeriesLayout, size_ms: i64, group_key: &[u8], start: i64, record: &[u8]| {
+                bucket_key(&mut key, series.number, group_key, size_ms, start);
+                written.buckets += 1;
+                written.bytes += (key.len() + record.len()) as u64;
+                emit(&key, record);
+            };
+        let mut order: Vec<usize> = (0..self.layouts.len().min(series.len())).collect();
+        order.sort_unstable_by_key(|&i| series[i].number);
+        for index in order {
+            let series = &series[index];
+            for (layout, delta) in series.layouts.iter().zip(&self.layouts[index]) {
+                let size_ms = layout.span.size_ms();
+                match delta {
+                    LayoutDelta::Summaries { ints, interned } => {
+                        let mut write = |slot: &SummarySlot, group_key: &[u8]| {
+                            if slot.summary.is_empty() {
+                                return;
+                            }
+                            record.clear();
+                            for &r in &layout.rules {
+                                slot.summary
+                                    .state(&series.rules[r].aggregation)
+                                    .encode(&mut record);
+                            }
+                            emit_one(series, size_ms, group_key, slot.start, &record);
+                        };
+                        slots.clear();
+                        slots.extend(ints.iter().copied());
+                        slots.sort_unstable_by_key(|s| (s.key, s.start));
+                        for slot in &slots {
+                            group_key.clear();
+                            push_int_part(&mut group_key, slot.key);
+                            write(slot, &group_key);
+                        }
+                        slots.clear();
+                        slots.extend(interned.iter().copied());
+                        slots.sort_unstable_by(|a, b| {
+                            self.interned_order(a.key as u32, b.key as u32)
+                                .then(a.start.cmp(&b.start))
+                        });
+                        for slot in &slots {
+                            let bytes = &self.interned_bytes[slot.key as usize];
+                            write(slot, bytes);
+                        }
+                        slots.clear();
+                    }
+                    LayoutDelta::States {
+                        slot_keys,
+                        stride,
+                        states,
+                        ..
+                    } => {
+                        let mut slots: Vec<u32> = (0..slot_keys.len() as u32).collect();
+                        slots.sort_unstable_by(|&a, &b| {
+                            let ((ka, sa), (kb, sb)) =
+                                (slot_keys[a as usize], slot_keys[b as usize]);
+                            let by_key = match (ka, kb) {
+                                (KeyToken::Int(a), KeyToken::Int(b)) => a.cmp(&b),
+                                (KeyToken::Int(_), KeyToken::Interned(_)) => {
+                                    std::cmp::Ordering::Less
+                                }
+                                (KeyToken::Interned(_), KeyToken::Int(_)) => {
+                                    std::cmp::Ordering::Greater
+                                }
+                                (KeyToken::Interned(a), KeyToken::Interned(b)) => {
+                                    self.interned_order(a, b)
+                                }
+                            };
+                            by_key.then(sa.cmp(&sb))
+                        });
+                        for slot in slots {
+                            let slot = slot as usize;
+                            let states = &states[slot * stride..(slot + 1) * stride];
+                            if states.iter().all(AggState::is_empty) {
+                                continue;
+                            }
+                            record.clear();
+                            states.iter().for_each(|state| state.encode(&mut record));
+                            let (token, start) = slot_keys[slot];
+                            self.group_key_of(token, &mut group_key);
+                            emit_one(series, size_ms, &group_key, start, &record);
+                        }
+                    }
                 }
-                for &r in &series.layouts[bucket.layout].rules {
-                    summary.state(&series.rules[r].aggregation).encode(out);
-                }
-            }
-            SlotStates::States { stride, states } => {
-                let states = &states[slot * stride..(slot + 1) * stride];
-                if states.iter().all(AggState::is_empty) {
-                    return false;
-                }
-                states.iter().for_each(|state| state.encode(out));
             }
         }
-        true
+        self.sort_scratch = slots;
+        written
     }
 
     /// Forgets everything, keeping the allocations for the next round.
@@ -243,7 +341,6 @@ impl PendingDelta {
         self.interned.clear();
         self.interned_bytes.clear();
         self.rows = 0;
-        self.buckets = 0;
     }
 
     /// Checks a batch against its series before anything is folded, so that a bad batch
@@ -314,13 +411,7 @@ impl PendingDelta {
         // Checked column by column so the common case is a tight loop without branches
         // that allocate; the message is only built for the first bad row.
         let bad_time = |t: f64| !t.is_finite() || t.abs() > 8.64e15;
-        let first_bad = |bad: &dyn Fn(usize) -> bool| -> Option<usize> {
-            match batch.selection {
-                None => (0..rows).find(|&r| bad(r)),
-                Some(selection) => selection.iter().map(|&r| r as usize).find(|&r| bad(r)),
-            }
-        };
-        if let Some(row) = first_bad(&|r| bad_time(batch.timestamps_ms[r])) {
+        if let Some(row) = first_bad_row(batch.selection, batch.timestamps_ms, bad_time) {
             let t = batch.timestamps_ms[row];
             return Err(invalid_batch(format!(
                 "series '{id}': timestamp at row {row} is {t}, not a time in milliseconds"
@@ -328,11 +419,10 @@ impl PendingDelta {
         }
         for column in &batch.keys {
             if let KeyColumn::Ints(v) = column {
-                let bad_key = |r: usize| {
-                    let k = v[r];
-                    !k.is_nan() && (k.fract() != 0.0 || k.abs() > 9_007_199_254_740_991.0)
-                };
-                if let Some(row) = first_bad(&bad_key) {
+                // NaN is a null key; anything else must be a safe integer.
+                let bad_key = |k: f64| k.abs() > 9_007_199_254_740_991.0 || (k as i64) as f64 != k;
+                let bad_key = |k: f64| !k.is_nan() && bad_key(k);
+                if let Some(row) = first_bad_row(batch.selection, v, bad_key) {
                     int_key_part(v[row], row, &format!("series '{id}'"))?;
                 }
             }
@@ -353,6 +443,9 @@ impl PendingDelta {
                 .map(|layout| LayoutDelta::new(series, layout))
                 .collect();
         }
+        if self.fold_single_summary(series_index, series, batch) {
+            return;
+        }
         match batch.selection {
             None => self.fold_rows(series_index, series, batch, 0..batch.rows()),
             Some(rows) => self.fold_rows(
@@ -364,6 +457,65 @@ impl PendingDelta {
         }
     }
 
+    /// The fast path: one integer key column, numbers, and one layout whose rules a
+    /// summary serves. Each row's hash slot is prefetched a few rows ahead. Returns false,
+    /// having done nothing, when the batch is not of this shape.
+    fn fold_single_summary(
+        &mut self,
+        series_index: usize,
+        series: &SeriesLayout,
+        batch: &SeriesBatch<'_>,
+    ) -> bool {
+        let (
+            [KeyColumn::Ints(keys)],
+            ValueColumn::Numbers(values),
+            [LayoutDelta::Summaries { ints, .. }],
+            [layout],
+        ) = (
+            batch.keys.as_slice(),
+            batch.values,
+            self.layouts[series_index].as_mut_slice(),
+            series.layouts.as_slice(),
+        )
+        else {
+            return false;
+        };
+        let span = layout.span;
+        let ts = batch.timestamps_ms;
+        let n = batch.selection.map_or(ts.len(), <[u32]>::len);
+        let row_at = |i: usize| batch.selection.map_or(i, |s| s[i] as usize);
+        // (key, start) of the rows ahead, so each bucket start is computed once.
+        let mut ahead = [(0i64, 0i64, false); PREFETCH_AHEAD];
+        let locate = |r: usize| {
+            let k = keys[r];
+            (k as i64, span.start_of(floor_ms(ts[r])), !k.is_nan())
+        };
+        for (i, slot) in ahead.iter_mut().enumerate().take(n) {
+            *slot = locate(row_at(i));
+            if slot.2 {
+                ints.prefetch(slot.0, slot.1);
+            }
+        }
+        let mut folded = 0;
+        for i in 0..n {
+            let (key, start, present) = ahead[i % PREFETCH_AHEAD];
+            let value = values[row_at(i)];
+            if i + PREFETCH_AHEAD < n {
+                let next = locate(row_at(i + PREFETCH_AHEAD));
+                if next.2 {
+                    ints.prefetch(next.0, next.1);
+                }
+                ahead[i % PREFETCH_AHEAD] = next;
+            }
+            if present {
+                folded += 1;
+                ints.entry(key, start).update(value);
+            }
+        }
+        self.rows += folded;
+        true
+    }
+
     fn fold_rows(
         &mut self,
         series_index: usize,
@@ -373,10 +525,6 @@ impl PendingDelta {
     ) {
         let dim = series.spec.vector_dim.unwrap_or(0) as usize;
         let mut key_buf = Vec::with_capacity(32);
-        let before: usize = self.layouts[series_index]
-            .iter()
-            .map(|d| d.slot_keys.len())
-            .sum();
         let single_int = match batch.keys.as_slice() {
             [KeyColumn::Ints(v)] => Some(*v),
             _ => None,
@@ -390,16 +538,37 @@ impl PendingDelta {
                     None => continue,
                 },
             };
-            let t = batch.timestamps_ms[row].floor() as i64;
+            let t = floor_ms(batch.timestamps_ms[row]);
             self.rows += 1;
             for (layout, delta) in series.layouts.iter().zip(&mut self.layouts[series_index]) {
-                let slot = delta.slot(key, layout.span.start_of(t), series, &layout.rules);
-                match (&mut delta.states, batch.values) {
-                    (SlotStates::Summaries(summaries), ValueColumn::Numbers(v)) => {
-                        summaries[slot].update(v[row]);
+                let start = layout.span.start_of(t);
+                match delta {
+                    LayoutDelta::Summaries { ints, interned } => {
+                        if let ValueColumn::Numbers(v) = batch.values {
+                            let summary = match key {
+                                KeyToken::Int(k) => ints.entry(k, start),
+                                KeyToken::Interned(id) => interned.entry(i64::from(id), start),
+                            };
+                            summary.update(v[row]);
+                        }
                     }
-                    (SlotStates::Summaries(_), _) => {}
-                    (SlotStates::States { stride, states }, _) => {
+                    LayoutDelta::States {
+                        int_slots,
+                        interned_slots,
+                        slot_keys,
+                        stride,
+                        states,
+                    } => {
+                        let slot = state_slot(
+                            int_slots,
+                            interned_slots,
+                            slot_keys,
+                            states,
+                            key,
+                            start,
+                            series,
+                            &layout.rules,
+                        );
                         let states = &mut states[slot * *stride..(slot + 1) * *stride];
                         for (state, &r) in states.iter_mut().zip(&layout.rules) {
                             let rule = &series.rules[r];
@@ -409,11 +578,6 @@ impl PendingDelta {
                 }
             }
         }
-        let after: usize = self.layouts[series_index]
-            .iter()
-            .map(|d| d.slot_keys.len())
-            .sum();
-        self.buckets += after - before;
     }
 
     fn intern_key(&mut self, keys: &[KeyColumn<'_>], row: usize, buf: &mut Vec<u8>) -> Option<u32> {
@@ -443,6 +607,32 @@ impl PendingDelta {
         self.interned.insert(buf.clone(), id);
         Some(id)
     }
+}
+
+/// The first row (of the selection, or of all rows) whose value is bad. Without a
+/// selection the common case, no bad row, is one branch-free pass the compiler vectorises.
+#[inline]
+fn first_bad_row(
+    selection: Option<&[u32]>,
+    column: &[f64],
+    bad: impl Fn(f64) -> bool,
+) -> Option<usize> {
+    match selection {
+        None => column
+            .iter()
+            .fold(false, |any, &x| any | bad(x))
+            .then(|| column.iter().position(|&x| bad(x)))
+            .flatten(),
+        Some(rows) => rows.iter().map(|&r| r as usize).find(|&r| bad(column[r])),
+    }
+}
+
+/// The millisecond holding `t`: `t.floor()` for the checked range (|t| <= 8.64e15), without
+/// the call into libm that `floor` costs on baseline x86-64.
+#[inline]
+fn floor_ms(t: f64) -> i64 {
+    let truncated = t as i64;
+    truncated - i64::from((truncated as f64) > t)
 }
 
 fn check_codes(id: &str, what: &str, dict_len: usize, codes: &[u32]) -> StoreResult<()> {

@@ -7,6 +7,7 @@ pub mod key;
 pub mod layout;
 pub mod record;
 pub mod store;
+mod summary_table;
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use fold::{KeyColumn, SeriesBatch, ValueColumn, NULL_CODE};

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tessera_core::{AggState, AggValue, BucketSpan, STATE_FORMAT_VERSION};
 
 use crate::error::{invalid_batch, invalid_description, StoreError, StoreErrorKind, StoreResult};
-use crate::fold::{KeyColumn, PendingBucket, PendingDelta, SeriesBatch, NULL_CODE};
+use crate::fold::{KeyColumn, PendingDelta, SeriesBatch, NULL_CODE};
 use crate::key::{bucket_key, int_key_part, parse_bucket_key, push_int_part, push_text_part};
 use crate::layout::{SeriesLayout, SeriesSpec};
 use crate::record::{decode_record, merge_records};
@@ -257,6 +257,9 @@ impl BucketStore {
         buckets.set_block_based_table_factory(&table);
         buckets.set_compression_type(DBCompressionType::Lz4);
         buckets.set_write_buffer_size(64 << 20);
+        // A large commit fills a memtable by itself; with room for four, the next commit
+        // need not wait for the last one's flush.
+        buckets.set_max_write_buffer_number(4);
         buckets.set_merge_operator_associative("tessera.bucket_records.v1", merge_records);
         buckets.set_compaction_filter_factory(RetentionFilterFactory {
             table: retention.clone(),
@@ -513,45 +516,24 @@ impl BucketStore {
         dead_letters: &[DeadLetter],
         mode: CommitMode,
     ) -> StoreResult<CommitReport> {
-        let mut batch = WriteBatch::default();
-        let buckets_cf = self.buckets_cf();
-        let mut key = Vec::with_capacity(64);
-        let mut record = Vec::with_capacity(64);
-        let mut report = CommitReport {
+        // Sized for the usual record up front: growing a batch of many megabytes by
+        // doubling copies it again and again.
+        let mut batch = WriteBatch::with_capacity_bytes(self.pending.bucket_count() * 96 + 4096);
+        let buckets_cf = self
+            .db
+            .cf_handle(BUCKETS_CF)
+            .expect("buckets column family");
+        let written = self
+            .pending
+            .write_records(&self.series, |key, record| match mode {
+                CommitMode::Merge => batch.merge_cf(buckets_cf, key, record),
+                CommitMode::Replace => batch.put_cf(buckets_cf, key, record),
+            });
+        let report = CommitReport {
             rows: self.pending.rows(),
-            ..CommitReport::default()
+            buckets_written: written.buckets,
+            bytes_written: written.bytes,
         };
-        let mut group_key = Vec::with_capacity(32);
-        for entry in self.commit_order() {
-            let series = &self.series[entry.bucket.series];
-            record.clear();
-            if !self
-                .pending
-                .write_record(&entry.bucket, series, &mut record)
-            {
-                continue;
-            }
-            if entry.key_len <= 16 {
-                group_key.clear();
-                group_key
-                    .extend_from_slice(&entry.key_prefix.to_be_bytes()[..entry.key_len as usize]);
-            } else {
-                self.pending.write_group_key(&entry.bucket, &mut group_key);
-            }
-            bucket_key(
-                &mut key,
-                series.number,
-                &group_key,
-                entry.size_ms,
-                entry.start,
-            );
-            report.bytes_written += (key.len() + record.len()) as u64;
-            report.buckets_written += 1;
-            match mode {
-                CommitMode::Merge => batch.merge_cf(buckets_cf, &key, &record),
-                CommitMode::Replace => batch.put_cf(buckets_cf, &key, &record),
-            }
-        }
         for position in positions {
             batch.put_cf(
                 self.meta(),
@@ -581,50 +563,6 @@ impl BucketStore {
         self.db.write_opt(batch, &write)?;
         self.pending.clear();
         Ok(report)
-    }
-
-    /// The pending buckets in the order of their keys. RocksDB's memtable inserts a
-    /// write batch's keys far faster in key order (it reuses the last insert position)
-    /// than in hash order; sorting fixed-size prefixes is cheaper than what it saves.
-    /// Each entry carries the first 16 bytes of its group key, which is the whole key for
-    /// integers and short strings, so the commit need not fetch it again.
-    fn commit_order(&self) -> Vec<CommitEntry> {
-        let buckets = self.pending.buckets();
-        let mut key = Vec::with_capacity(32);
-        let mut order: Vec<CommitEntry> = buckets
-            .into_iter()
-            .map(|bucket| {
-                let series = &self.series[bucket.series];
-                self.pending.write_group_key(&bucket, &mut key);
-                let mut prefix = [0u8; 16];
-                let n = key.len().min(16);
-                prefix[..n].copy_from_slice(&key[..n]);
-                CommitEntry {
-                    series_number: series.number,
-                    key_len: key.len() as u16,
-                    key_prefix: u128::from_be_bytes(prefix),
-                    size_ms: series.layouts[bucket.layout].span.size_ms(),
-                    start: self.pending.start(&bucket),
-                    bucket,
-                }
-            })
-            .collect();
-        let (mut a_key, mut b_key) = (Vec::new(), Vec::new());
-        order.sort_unstable_by(|a, b| {
-            (a.series_number, a.key_len, a.key_prefix)
-                .cmp(&(b.series_number, b.key_len, b.key_prefix))
-                .then_with(|| {
-                    if a.key_len <= 16 {
-                        return std::cmp::Ordering::Equal;
-                    }
-                    self.pending.write_group_key(&a.bucket, &mut a_key);
-                    self.pending.write_group_key(&b.bucket, &mut b_key);
-                    a_key.cmp(&b_key)
-                })
-                .then(a.size_ms.cmp(&b.size_ms))
-                .then(a.start.cmp(&b.start))
-        });
-        order
     }
 
     /// The stored positions of one source, by partition.
@@ -965,16 +903,6 @@ impl BucketStore {
         }
         Ok(plan)
     }
-}
-
-/// A pending bucket with what its RocksDB key sorts by.
-struct CommitEntry {
-    series_number: u32,
-    key_len: u16,
-    key_prefix: u128,
-    size_ms: i64,
-    start: i64,
-    bucket: PendingBucket,
 }
 
 #[derive(Default)]

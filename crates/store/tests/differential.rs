@@ -71,8 +71,12 @@ fn spans() -> [(i64, i64); 2] {
 }
 
 fn rules(kinds: &[(&str, Option<u32>)]) -> Vec<RuleSpec> {
+    rules_at(kinds, &spans())
+}
+
+fn rules_at(kinds: &[(&str, Option<u32>)], spans: &[(i64, i64)]) -> Vec<RuleSpec> {
     let mut out = Vec::new();
-    for (size, origin) in spans() {
+    for &(size, origin) in spans {
         for (kind, n) in kinds {
             out.push(RuleSpec {
                 aggregation: agg(kind, *n),
@@ -100,6 +104,21 @@ fn description() -> Vec<SeriesSpec> {
             value_kind: ValueKind::Number,
             vector_dim: None,
             rules: rules(&NUMERIC_KINDS[..5]),
+        },
+        // One summary layout with integer keys: the prefetching fold (fed through a
+        // selection here, all rows in reverse order).
+        SeriesSpec {
+            id: "summarised_hourly".into(),
+            value_kind: ValueKind::Number,
+            vector_dim: None,
+            rules: rules_at(&NUMERIC_KINDS[..5], &spans()[..1]),
+        },
+        // One summary layout with string keys: the summary table of interned keys.
+        SeriesSpec {
+            id: "summarised_daily_by_name".into(),
+            value_kind: ValueKind::Number,
+            vector_dim: None,
+            rules: rules_at(&NUMERIC_KINDS[..5], &spans()[1..]),
         },
         SeriesSpec {
             id: "strings".into(),
@@ -245,7 +264,7 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
     let options = StoreOptions::default();
     options.clock.pin(Some(NOW));
     let (mut store, report) = BucketStore::open(dir.path(), description(), options).unwrap();
-    assert_eq!(report.new_series.len(), 4);
+    assert_eq!(report.new_series.len(), description().len());
 
     let windows = [HOUR, 3 * HOUR, DAY, 2 * DAY + 5 * HOUR, 7 * DAY];
     let query_times = [NOW, NOW - 5 * HOUR - 17 * 60_000, NOW - 3 * DAY];
@@ -271,7 +290,27 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
         let string_keys: Vec<String> = (0..KEYS).map(|k| format!("user-{k}")).collect();
         let string_key_codes: Vec<u32> = rows.iter().map(|r| r.key as u32).collect();
         let vectors: Vec<f64> = rows.iter().flat_map(|r| r.vector).collect();
+        let reversed: Vec<u32> = (0..rows.len() as u32).rev().collect();
         let batches = [
+            SeriesBatch {
+                series_id: "summarised_hourly",
+                keys: vec![KeyColumn::Ints(&keys)],
+                timestamps_ms: &ts,
+                values: ValueColumn::Numbers(&values),
+                by: None,
+                selection: Some(&reversed),
+            },
+            SeriesBatch {
+                series_id: "summarised_daily_by_name",
+                keys: vec![KeyColumn::Strings {
+                    dict: &string_keys,
+                    codes: &string_key_codes,
+                }],
+                timestamps_ms: &ts,
+                values: ValueColumn::Numbers(&values),
+                by: None,
+                selection: None,
+            },
             SeriesBatch {
                 series_id: "numbers",
                 keys: vec![KeyColumn::Ints(&keys)],
@@ -320,11 +359,13 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
         }
 
         for &now in &query_times {
-            for (series, strings) in [
-                ("numbers", false),
-                ("summarised", false),
-                ("strings", true),
-                ("vectors", false),
+            for (series, string_keys, strings) in [
+                ("numbers", false, false),
+                ("summarised", false, false),
+                ("summarised_hourly", false, false),
+                ("summarised_daily_by_name", true, false),
+                ("strings", true, true),
+                ("vectors", false, false),
             ] {
                 let spec = description().into_iter().find(|s| s.id == series).unwrap();
                 let mut reads = Vec::new();
@@ -337,7 +378,7 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
                         });
                     }
                 }
-                let answer = if strings {
+                let answer = if string_keys {
                     let string_keys: Vec<String> = (0..KEYS).map(|k| format!("user-{k}")).collect();
                     let codes: Vec<u32> = (0..KEYS as u32).collect();
                     store

@@ -64,6 +64,16 @@ impl NumericSummary {
         self.count == 0
     }
 
+    /// Values folded in.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Their sum (-0.0 when empty).
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+
     /// The state of `aggregation` over the folded values. Aggregations the summary does
     /// not cover get their empty state.
     pub fn state(&self, aggregation: &Aggregation) -> AggState {

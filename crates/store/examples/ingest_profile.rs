@@ -1,0 +1,94 @@
+//! Times the phases of batched ingest (fold, commit) without Node, for profiling:
+//! `cargo run --release --example ingest_profile -- <keys> <events> <hours>`.
+
+use std::time::Instant;
+
+use tessera_store::{
+    AggregationSpec, BucketStore, CommitMode, KeyColumn, RuleSpec, SeriesBatch, SeriesSpec,
+    StoreOptions, ValueColumn, ValueKind,
+};
+
+const HOUR: i64 = 3_600_000;
+
+fn main() {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("numeric argument"))
+        .collect();
+    let keys = *args.first().unwrap_or(&1_000_000);
+    let events = *args.get(1).unwrap_or(&8_000_000) as usize;
+    let hours = *args.get(2).unwrap_or(&8);
+    let commit_every = 1_048_576;
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let start = 1_767_225_600_000_f64;
+    let step = (hours as f64 * HOUR as f64) / events as f64;
+    let key_col: Vec<f64> = (0..events).map(|_| (random() % keys) as f64).collect();
+    let ts: Vec<f64> = (0..events)
+        .map(|i| start + (i as f64 * step).floor())
+        .collect();
+    let values: Vec<f64> = (0..events)
+        .map(|_| (random() % 10_000) as f64 / 100.0)
+        .collect();
+    let rules = ["sum", "count", "mean", "min", "max"]
+        .iter()
+        .map(|kind| RuleSpec {
+            aggregation: AggregationSpec {
+                kind: (*kind).into(),
+                ..Default::default()
+            },
+            bucket_size_ms: HOUR,
+            bucket_origin_ms: 0,
+            retention_ms: 30 * 24 * HOUR,
+        })
+        .collect();
+    let series = SeriesSpec {
+        id: "txn".into(),
+        value_kind: ValueKind::Number,
+        vector_dim: None,
+        rules,
+    };
+    let dir = std::env::temp_dir().join(format!("tessera-profile-{}", std::process::id()));
+    let (mut store, _) = BucketStore::open(&dir, vec![series], StoreOptions::default()).unwrap();
+    let (mut fold_ns, mut commit_ns, mut buckets) = (0u128, 0u128, 0u64);
+    let all = Instant::now();
+    let mut since = 0;
+    for offset in (0..events).step_by(4096) {
+        let end = (offset + 4096).min(events);
+        let t = Instant::now();
+        store
+            .ingest(&[SeriesBatch {
+                series_id: "txn",
+                keys: vec![KeyColumn::Ints(&key_col[offset..end])],
+                timestamps_ms: &ts[offset..end],
+                values: ValueColumn::Numbers(&values[offset..end]),
+                by: None,
+                selection: None,
+            }])
+            .unwrap();
+        fold_ns += t.elapsed().as_nanos();
+        since += end - offset;
+        if since >= commit_every || end == events {
+            let t = Instant::now();
+            let report = store.commit(&[], CommitMode::Merge).unwrap();
+            commit_ns += t.elapsed().as_nanos();
+            buckets += report.buckets_written;
+            since = 0;
+        }
+    }
+    let total = all.elapsed().as_nanos();
+    println!(
+        "events {events} keys {keys}: {:.2}M ev/s; fold {:.0} ns/event, commit {:.0} ns/bucket ({buckets} buckets, {:.2} per event)",
+        events as f64 / total as f64 * 1e3,
+        fold_ns as f64 / events as f64,
+        commit_ns as f64 / buckets as f64,
+        buckets as f64 / events as f64
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
