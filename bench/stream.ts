@@ -114,7 +114,7 @@ function openStore(dir: string): Tessera {
 }
 
 /** In-process source: messages/s from bytes to stored buckets. */
-async function memoryScenario(context: BenchContext): Promise<ScenarioResult> {
+export async function memoryScenario(context: BenchContext): Promise<ScenarioResult> {
   const n = context.quick ? 200_000 : 2_000_000;
   const messages = transactionMessages(n);
   const bytes = messages.reduce((sum, m) => sum + m.length, 0) / n;

@@ -1,5 +1,7 @@
 //! Times the phases of batched ingest (fold, commit) without Node, for profiling:
-//! `cargo run --release --example ingest_profile -- <keys> <events> <hours>`.
+//! `cargo run --release --example ingest_profile -- <keys> <events> <hours> [<aggregation>
+//! [replace [<commit every>]]]`; the aggregation is `summary` (sum/count/mean/min/max,
+//! the default), `percentile` or `cpc`.
 
 use std::time::Instant;
 
@@ -11,14 +13,23 @@ use tessera_store::{
 const HOUR: i64 = 3_600_000;
 
 fn main() {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<u64> = raw
+        .iter()
+        .take(3)
         .map(|a| a.parse().expect("numeric argument"))
         .collect();
+    let aggregation = raw.get(3).map_or("summary", String::as_str);
+    let mode = match raw.get(4).map(String::as_str) {
+        Some("replace") => CommitMode::Replace,
+        _ => CommitMode::Merge,
+    };
     let keys = *args.first().unwrap_or(&1_000_000);
     let events = *args.get(1).unwrap_or(&8_000_000) as usize;
     let hours = *args.get(2).unwrap_or(&8);
-    let commit_every = 1_048_576;
+    let commit_every = raw
+        .get(5)
+        .map_or(1_048_576, |c| c.parse().expect("commit every"));
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut random = move || {
         state ^= state << 13;
@@ -35,13 +46,29 @@ fn main() {
     let values: Vec<f64> = (0..events)
         .map(|_| (random() % 10_000) as f64 / 100.0)
         .collect();
-    let rules = ["sum", "count", "mean", "min", "max"]
-        .iter()
-        .map(|kind| RuleSpec {
-            aggregation: AggregationSpec {
+    let aggregations: Vec<AggregationSpec> = match aggregation {
+        "summary" => ["sum", "count", "mean", "min", "max"]
+            .iter()
+            .map(|kind| AggregationSpec {
                 kind: (*kind).into(),
                 ..Default::default()
-            },
+            })
+            .collect(),
+        "percentile" => vec![AggregationSpec {
+            kind: "approx_percentile".into(),
+            quantile: Some(0.9),
+            ..Default::default()
+        }],
+        "cpc" => vec![AggregationSpec {
+            kind: "approx_count_distinct".into(),
+            ..Default::default()
+        }],
+        other => panic!("unknown aggregation {other}"),
+    };
+    let rules = aggregations
+        .into_iter()
+        .map(|aggregation| RuleSpec {
+            aggregation,
             bucket_size_ms: HOUR,
             bucket_origin_ms: 0,
             retention_ms: 30 * 24 * HOUR,
@@ -75,7 +102,7 @@ fn main() {
         since += end - offset;
         if since >= commit_every || end == events {
             let t = Instant::now();
-            let report = store.commit(&[], CommitMode::Merge).unwrap();
+            let report = store.commit(&[], mode).unwrap();
             commit_ns += t.elapsed().as_nanos();
             buckets += report.buckets_written;
             since = 0;

@@ -8,7 +8,7 @@ use tessera_core::{AggState, Aggregation, Item, NumericSummary};
 use crate::error::{invalid_batch, StoreResult};
 use crate::key::{bucket_key, int_key_part, push_int_part, push_text_part};
 use crate::layout::{RuleInput, SeriesLayout, ValueKind};
-use crate::summary_table::{SummarySlot, SummaryTable};
+use crate::summary_table::{prefetch, SummarySlot, SummaryTable};
 
 /// The string-column code that stands for null.
 pub const NULL_CODE: u32 = u32::MAX;
@@ -294,25 +294,38 @@ impl PendingDelta {
                         states,
                         ..
                     } => {
-                        let mut slots: Vec<u32> = (0..slot_keys.len() as u32).collect();
-                        slots.sort_unstable_by(|&a, &b| {
-                            let ((ka, sa), (kb, sb)) =
-                                (slot_keys[a as usize], slot_keys[b as usize]);
-                            let by_key = match (ka, kb) {
-                                (KeyToken::Int(a), KeyToken::Int(b)) => a.cmp(&b),
-                                (KeyToken::Int(_), KeyToken::Interned(_)) => {
-                                    std::cmp::Ordering::Less
-                                }
-                                (KeyToken::Interned(_), KeyToken::Int(_)) => {
-                                    std::cmp::Ordering::Greater
-                                }
-                                (KeyToken::Interned(a), KeyToken::Interned(b)) => {
-                                    self.interned_order(a, b)
-                                }
-                            };
-                            by_key.then(sa.cmp(&sb))
+                        // (key, start, slot), built in slot order (sequential reads) and
+                        // sorted into key order; integer keys first, as their shorter
+                        // encoding sorts first in the store.
+                        let mut ints: Vec<(i64, i64, u32)> = Vec::new();
+                        let mut interned: Vec<(u32, i64, u32)> = Vec::new();
+                        for (slot, &(token, start)) in slot_keys.iter().enumerate() {
+                            match token {
+                                KeyToken::Int(k) => ints.push((k, start, slot as u32)),
+                                KeyToken::Interned(id) => interned.push((id, start, slot as u32)),
+                            }
+                        }
+                        ints.sort_unstable();
+                        interned.sort_unstable_by(|a, b| {
+                            self.interned_order(a.0, b.0).then(a.1.cmp(&b.1))
                         });
-                        for slot in slots {
+                        let ordered =
+                            ints.iter()
+                                .map(|&(k, start, slot)| (KeyToken::Int(k), start, slot))
+                                .chain(interned.iter().map(|&(id, start, slot)| {
+                                    (KeyToken::Interned(id), start, slot)
+                                }));
+                        let slot_of = |i: usize| {
+                            ints.get(i)
+                                .map(|e| e.2)
+                                .or_else(|| interned.get(i - ints.len()).map(|e| e.2))
+                        };
+                        for (i, (token, start, slot)) in ordered.enumerate() {
+                            // The states are read in key order, not in the order they were
+                            // created: ask for the ones a few buckets ahead early.
+                            if let Some(ahead) = slot_of(i + PREFETCH_AHEAD) {
+                                prefetch(&states[ahead as usize * stride]);
+                            }
                             let slot = slot as usize;
                             let states = &states[slot * stride..(slot + 1) * stride];
                             if states.iter().all(AggState::is_empty) {
@@ -320,7 +333,6 @@ impl PendingDelta {
                             }
                             record.clear();
                             states.iter().for_each(|state| state.encode(&mut record));
-                            let (token, start) = slot_keys[slot];
                             self.group_key_of(token, &mut group_key);
                             emit_one(series, size_ms, &group_key, start, &record);
                         }

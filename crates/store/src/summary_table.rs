@@ -16,6 +16,22 @@ const EMPTY: i64 = i64::MIN;
 /// The table never holds more than this fraction (as `len * 8 > capacity * LOAD`).
 const LOAD_EIGHTHS: usize = 5;
 
+/// Asks the CPU to start loading the cache line of `value`, so that a later read finds it
+/// there: a hint, with no effect on what the program computes.
+#[inline]
+pub fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    // SAFETY: SSE is part of x86-64's baseline, and a prefetch never faults; the address
+    // comes from a reference, so it is valid anyway.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
 #[derive(Clone, Copy)]
 pub struct SummarySlot {
     pub key: i64,
@@ -67,17 +83,7 @@ impl SummaryTable {
     /// Asks the CPU to load the slot where (key, start) would be found.
     #[inline]
     pub fn prefetch(&self, key: i64, start: i64) {
-        let index = hash(key, start) as usize & self.mask;
-        #[cfg(target_arch = "x86_64")]
-        #[allow(unsafe_code)]
-        // SAFETY: SSE is part of x86-64's baseline, and a prefetch is a hint that never
-        // dereferences its address (which is in bounds anyway).
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(self.slots.as_ptr().add(index).cast());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = index;
+        prefetch(&self.slots[hash(key, start) as usize & self.mask]);
     }
 
     /// The summary of (key, start), inserted empty if absent.
