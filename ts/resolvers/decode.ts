@@ -6,9 +6,11 @@
  * field; it never stops the stream.
  */
 import { timeOf } from '../engine/values.js';
-import type { DeadLetterRecord } from '../native.js';
+import { type DeadLetterRecord, type DecodedMessageColumns, native } from '../native.js';
 import type { ClassPlan, ColumnPlan, Plan } from '../planner/types.js';
 import type { SourceMessage } from '../sources/source.js';
+import { dedupeKey } from './dedupe.js';
+import { compileMessagePlan, type OutputShape, type PlannedRead } from './message-plan.js';
 import type { MessageContext, OutputColumn, StreamResolver } from './stream-resolver.js';
 import { StreamResolverError } from './stream-resolver.js';
 
@@ -137,6 +139,17 @@ export class BoundResolver {
   private readonly scratch = { ms: 0 };
   /** Per series: the row properties that feed it, and its key columns. */
   private readonly triggers: readonly { columns: readonly string[]; keys: readonly string[] }[];
+  /**
+   * The native decoder of a declarative resolver whose schema allows it (`null`
+   * otherwise): outputs 0..slots-1 are the slots, then the `timestamp` field, then the
+   * dedupe field, each present when the resolver has it.
+   */
+  private readonly fast: {
+    readonly decoder: InstanceType<typeof native.JsonMessageDecoder>;
+    readonly shapes: readonly OutputShape[];
+    readonly timeOutput: number | null;
+    readonly dedupeOutput: number | null;
+  } | null;
 
   constructor(
     readonly resolver: StreamResolver,
@@ -225,6 +238,86 @@ export class BoundResolver {
       if (needed.has(slot.column.name)) this.kinds.set(slot.key, storageKind(slot.kind));
     }
     if (this.timeColumn !== null) this.kinds.set(this.timeColumn, 'number');
+    this.fast = this.compileFastPath(resolver);
+  }
+
+  private compileFastPath(resolver: StreamResolver): BoundResolver['fast'] {
+    const columns = resolver.columns;
+    if (columns === null) return null;
+    // A null value of a slot is skipped by the aggregations (a key's is a bad message); a
+    // null `timestamp` is a bad message; a null dedupe field dedupes nothing.
+    const reads: PlannedRead[] = columns.map((c, i) => {
+      const slot = this.slots[i] as ColumnSlot;
+      return { path: c.path, as: slot.kind, nullable: !slot.isKey };
+    });
+    const timeOutput = resolver.timestamp === null ? null : reads.length;
+    if (resolver.timestamp !== null) {
+      reads.push({ path: resolver.timestamp.field, as: 'datetime', nullable: false });
+    }
+    const dedupeOutput = resolver.dedupe === null ? null : reads.length;
+    if (resolver.dedupe !== null) {
+      reads.push({ path: resolver.dedupe.field, as: 'dedupe', nullable: true });
+    }
+    const plan = compileMessagePlan(resolver.messageType, reads);
+    if (plan === null) return null;
+    return {
+      decoder: new native.JsonMessageDecoder(plan.description),
+      shapes: plan.shapes,
+      timeOutput,
+      dedupeOutput,
+    };
+  }
+
+  /** Whether polls go through the native decoder first. */
+  get hasFastPath(): boolean {
+    return this.fast !== null;
+  }
+
+  /**
+   * Decodes what the native decoder can of a poll, or `null` without a fast path.
+   * Message `i` was decoded when `decoded[i] === 1`; {@link mapDecoded} then appends its
+   * row, and the others take {@link parse} and {@link map}.
+   */
+  decodeFast(messages: readonly SourceMessage[]): DecodedMessageColumns | null {
+    if (this.fast === null) return null;
+    const values = new Array<Buffer>(messages.length);
+    for (let i = 0; i < messages.length; i++) values[i] = (messages[i] as SourceMessage).value;
+    return this.fast.decoder.decode(values);
+  }
+
+  /** {@link map} for message `i` of a fast-decoded poll (which the decoder accepted). */
+  mapDecoded(
+    decoded: DecodedMessageColumns,
+    i: number,
+    raw: SourceMessage,
+    batch: ColumnBatch,
+  ): { ok: true; eventTimeMs: number } {
+    const fast = this.fast as NonNullable<BoundResolver['fast']>;
+    const start = batch.rows;
+    const row = batch.addRow();
+    batch.slotColumns ??= this.slots.map((s) => batch.column(s.key));
+    const columns = batch.slotColumns;
+    const shapes = fast.shapes;
+    for (let j = 0; j < columns.length; j++) {
+      const column = columns[j];
+      if (column === undefined) continue;
+      if (shapes[j] === 'string') setOther(column, row, decoded.strings[j]?.[i]);
+      else setNumber(column, row, decoded.numbers[j]?.[i] ?? Number.NaN);
+    }
+    const explicitTime =
+      fast.timeOutput === null ? undefined : decoded.numbers[fast.timeOutput]?.[i];
+    return this.finishTimes(batch, start, explicitTime, raw);
+  }
+
+  /** The dedupe key of message `i` of a fast-decoded poll. */
+  decodedDedupeKey(decoded: DecodedMessageColumns, i: number): string | undefined {
+    const fast = this.fast;
+    if (fast === null || fast.dedupeOutput === null) return undefined;
+    const o = fast.dedupeOutput;
+    if (fast.shapes[o] === 'string') return dedupeKey(decoded.strings[o]?.[i]);
+    const value = decoded.numbers[o]?.[i] ?? Number.NaN;
+    // NaN is how the decoder says null: no key.
+    return Number.isNaN(value) ? undefined : dedupeKey(value);
   }
 
   /** The key columns of the series a row (with default writes) feeds. */

@@ -290,7 +290,11 @@ export class StreamRunner {
     let duplicatesSkipped = 0;
     let replayed = 0;
     let consumed = 0;
-    for (const raw of messages) {
+    // Declarative resolvers with a plain schema decode the poll natively first; the
+    // messages it leaves take the general path below.
+    const fast = bound.decodeFast(messages);
+    for (let i = 0; i < messages.length; i++) {
+      const raw = messages[i] as SourceMessage;
       const replay = raw.offset < (this.stored.get(raw.partition) ?? Number.NEGATIVE_INFINITY);
       if (!replay) {
         consumed += 1;
@@ -301,19 +305,30 @@ export class StreamRunner {
       } else {
         replayed += 1;
       }
-      const parsed = bound.parse(raw);
-      if (!parsed.ok) {
-        if (!replay) deadLetters.push(bound.deadLetter(raw, parsed.bad, now));
-        continue;
-      }
       const start = batch.rows;
-      const mapped = bound.map(parsed.message, raw, batch);
-      if (!mapped.ok) {
-        if (!replay) deadLetters.push(bound.deadLetter(raw, mapped.bad, now));
-        continue;
+      const viaFast = fast !== null && fast.decoded[i] === 1;
+      let message: unknown;
+      let eventTimeMs: number;
+      if (viaFast) {
+        eventTimeMs = bound.mapDecoded(fast, i, raw, batch).eventTimeMs;
+      } else {
+        const parsed = bound.parse(raw);
+        if (!parsed.ok) {
+          if (!replay) deadLetters.push(bound.deadLetter(raw, parsed.bad, now));
+          continue;
+        }
+        message = parsed.message;
+        const mapped = bound.map(message, raw, batch);
+        if (!mapped.ok) {
+          if (!replay) deadLetters.push(bound.deadLetter(raw, mapped.bad, now));
+          continue;
+        }
+        eventTimeMs = mapped.eventTimeMs;
       }
       if (dedupe !== null && dedupeField !== null) {
-        const key = dedupeKey(dedupeField.read(parsed.message));
+        const key = viaFast
+          ? bound.decodedDedupeKey(fast, i)
+          : dedupeKey(dedupeField.read(message));
         if (key !== undefined) {
           // By the source's time (Kafka's record timestamp): redeliveries come soon after
           // the original whatever their event time, and it is the same on a replay.
@@ -329,7 +344,7 @@ export class StreamRunner {
         batch.truncate(start);
         continue;
       }
-      if (mapped.eventTimeMs < deadline) {
+      if (eventTimeMs < deadline) {
         batch.truncate(start);
         lateDropped += 1;
         continue;

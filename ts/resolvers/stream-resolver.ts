@@ -108,6 +108,8 @@ export interface OutputColumn {
   readonly key: string;
   /** The message field, as given (for messages). */
   readonly field: string;
+  /** The field's dotted path, or `null` when a function reads the value. */
+  readonly path: string | null;
   readonly read: (message: unknown) => unknown;
 }
 
@@ -235,6 +237,7 @@ export function makeStreamResolver<S extends z.ZodType>(
           version,
           key,
           field: typeof field === 'string' ? field : `<function ${key}>`,
+          path: typeof field === 'string' ? field : null,
           read: fieldReader(field, () =>
             fail(`outputFeatures.${key} must be a field name or a function`),
           ),

@@ -6,6 +6,7 @@ pub mod bucket;
 pub mod duration;
 pub mod error;
 pub mod item;
+pub mod message;
 pub mod sketch;
 
 pub use aggregation::{AggState, AggValue, Aggregation, NumericSummary, STATE_FORMAT_VERSION};

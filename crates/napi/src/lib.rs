@@ -7,7 +7,9 @@ mod bench;
 mod description;
 mod engine;
 mod error;
+mod messages;
 
 pub use bench::*;
 pub use description::*;
 pub use engine::*;
+pub use messages::*;
