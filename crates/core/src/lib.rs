@@ -5,6 +5,7 @@ pub mod aggregation;
 pub mod bucket;
 pub mod duration;
 pub mod error;
+pub mod hint;
 pub mod item;
 pub mod message;
 pub mod sketch;

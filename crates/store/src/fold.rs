@@ -5,10 +5,11 @@
 use rustc_hash::FxHashMap;
 use tessera_core::{AggState, Aggregation, Item, NumericSummary};
 
+use crate::bucket_table::{BucketSlot, BucketTable};
 use crate::error::{invalid_batch, StoreResult};
 use crate::key::{bucket_key, int_key_part, push_int_part, push_text_part};
 use crate::layout::{RuleInput, SeriesLayout, ValueKind};
-use crate::summary_table::{prefetch, SummarySlot, SummaryTable};
+use tessera_core::hint::prefetch;
 
 /// The string-column code that stands for null.
 pub const NULL_CODE: u32 = u32::MAX;
@@ -75,13 +76,14 @@ enum KeyToken {
 enum LayoutDelta {
     Summaries {
         /// Single-integer group keys.
-        ints: SummaryTable,
+        ints: BucketTable<NumericSummary>,
         /// Other group keys, by interned id.
-        interned: SummaryTable,
+        interned: BucketTable<NumericSummary>,
     },
     States {
-        int_slots: FxHashMap<(i64, i64), u32>,
-        interned_slots: FxHashMap<(u32, i64), u32>,
+        /// (key, start) -> slot, for single-integer keys and interned ids.
+        int_slots: BucketTable<u32>,
+        interned_slots: BucketTable<u32>,
         slot_keys: Vec<(KeyToken, i64)>,
         stride: usize,
         states: Vec<AggState>,
@@ -97,13 +99,13 @@ impl LayoutDelta {
             });
         if summarised {
             Self::Summaries {
-                ints: SummaryTable::default(),
-                interned: SummaryTable::default(),
+                ints: BucketTable::default(),
+                interned: BucketTable::default(),
             }
         } else {
             Self::States {
-                int_slots: FxHashMap::default(),
-                interned_slots: FxHashMap::default(),
+                int_slots: BucketTable::default(),
+                interned_slots: BucketTable::default(),
                 slot_keys: Vec::new(),
                 stride: layout.rules.len(),
                 states: Vec::new(),
@@ -144,8 +146,8 @@ impl LayoutDelta {
 #[inline]
 #[allow(clippy::too_many_arguments)]
 fn state_slot(
-    int_slots: &mut FxHashMap<(i64, i64), u32>,
-    interned_slots: &mut FxHashMap<(u32, i64), u32>,
+    int_slots: &mut BucketTable<u32>,
+    interned_slots: &mut BucketTable<u32>,
     slot_keys: &mut Vec<(KeyToken, i64)>,
     states: &mut Vec<AggState>,
     key: KeyToken,
@@ -153,12 +155,12 @@ fn state_slot(
     series: &SeriesLayout,
     rules: &[usize],
 ) -> usize {
-    let next = slot_keys.len() as u32;
-    let slot = match key {
-        KeyToken::Int(k) => *int_slots.entry((k, start)).or_insert(next),
-        KeyToken::Interned(k) => *interned_slots.entry((k, start)).or_insert(next),
+    let (slot, inserted) = match key {
+        KeyToken::Int(k) => int_slots.entry(k, start),
+        KeyToken::Interned(k) => interned_slots.entry(i64::from(k), start),
     };
-    if slot == next {
+    if inserted {
+        *slot = slot_keys.len() as u32;
         slot_keys.push((key, start));
         states.extend(
             rules
@@ -166,7 +168,7 @@ fn state_slot(
                 .map(|&r| AggState::new(&series.rules[r].aggregation)),
         );
     }
-    slot as usize
+    *slot as usize
 }
 
 /// How many rows ahead the summary fold prefetches its hash slot: enough misses in
@@ -183,7 +185,7 @@ pub struct PendingDelta {
     rows: u64,
     /// The summaries of one layout being sorted for a commit, kept between commits so
     /// each commit does not fault in fresh pages for it.
-    sort_scratch: Vec<SummarySlot>,
+    sort_scratch: Vec<BucketSlot<NumericSummary>>,
 }
 
 /// What [`PendingDelta::write_records`] wrote.
@@ -206,23 +208,6 @@ impl PendingDelta {
             .flatten()
             .map(LayoutDelta::bucket_count)
             .sum()
-    }
-
-    fn group_key_of(&self, token: KeyToken, out: &mut Vec<u8>) {
-        out.clear();
-        match token {
-            KeyToken::Int(k) => push_int_part(out, k),
-            KeyToken::Interned(id) => out.extend_from_slice(&self.interned_bytes[id as usize]),
-        }
-    }
-
-    /// The order of two interned group keys in the store: by length, then bytes.
-    fn interned_order(&self, a: u32, b: u32) -> std::cmp::Ordering {
-        let (a, b) = (
-            &self.interned_bytes[a as usize],
-            &self.interned_bytes[b as usize],
-        );
-        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
     }
 
     /// Hands every touched bucket that holds a value to `emit` as (bucket key, record),
@@ -248,21 +233,22 @@ impl PendingDelta {
                 written.bytes += (key.len() + record.len()) as u64;
                 emit(&key, record);
             };
+        let interned_bytes = &self.interned_bytes;
         let mut order: Vec<usize> = (0..self.layouts.len().min(series.len())).collect();
         order.sort_unstable_by_key(|&i| series[i].number);
         for index in order {
             let series = &series[index];
-            for (layout, delta) in series.layouts.iter().zip(&self.layouts[index]) {
+            for (layout, delta) in series.layouts.iter().zip(&mut self.layouts[index]) {
                 let size_ms = layout.span.size_ms();
                 match delta {
                     LayoutDelta::Summaries { ints, interned } => {
-                        let mut write = |slot: &SummarySlot, group_key: &[u8]| {
-                            if slot.summary.is_empty() {
+                        let mut write = |slot: &BucketSlot<NumericSummary>, group_key: &[u8]| {
+                            if slot.value.is_empty() {
                                 return;
                             }
                             record.clear();
                             for &r in &layout.rules {
-                                slot.summary
+                                slot.value
                                     .state(&series.rules[r].aggregation)
                                     .encode(&mut record);
                             }
@@ -279,11 +265,11 @@ impl PendingDelta {
                         slots.clear();
                         slots.extend(interned.iter().copied());
                         slots.sort_unstable_by(|a, b| {
-                            self.interned_order(a.key as u32, b.key as u32)
+                            interned_order(interned_bytes, a.key as u32, b.key as u32)
                                 .then(a.start.cmp(&b.start))
                         });
                         for slot in &slots {
-                            let bytes = &self.interned_bytes[slot.key as usize];
+                            let bytes = &interned_bytes[slot.key as usize];
                             write(slot, bytes);
                         }
                         slots.clear();
@@ -307,7 +293,7 @@ impl PendingDelta {
                         }
                         ints.sort_unstable();
                         interned.sort_unstable_by(|a, b| {
-                            self.interned_order(a.0, b.0).then(a.1.cmp(&b.1))
+                            interned_order(interned_bytes, a.0, b.0).then(a.1.cmp(&b.1))
                         });
                         let ordered =
                             ints.iter()
@@ -320,20 +306,32 @@ impl PendingDelta {
                                 .map(|e| e.2)
                                 .or_else(|| interned.get(i - ints.len()).map(|e| e.2))
                         };
+                        let stride = *stride;
                         for (i, (token, start, slot)) in ordered.enumerate() {
                             // The states are read in key order, not in the order they were
-                            // created: ask for the ones a few buckets ahead early.
-                            if let Some(ahead) = slot_of(i + PREFETCH_AHEAD) {
+                            // created: ask for the ones a few buckets ahead early, and for
+                            // what their boxes hold once the states themselves are in.
+                            if let Some(ahead) = slot_of(i + 2 * PREFETCH_AHEAD) {
                                 prefetch(&states[ahead as usize * stride]);
                             }
+                            if let Some(ahead) = slot_of(i + PREFETCH_AHEAD) {
+                                let ahead = ahead as usize * stride;
+                                states[ahead..ahead + stride]
+                                    .iter()
+                                    .for_each(AggState::prefetch_heap);
+                            }
                             let slot = slot as usize;
-                            let states = &states[slot * stride..(slot + 1) * stride];
+                            let states = &mut states[slot * stride..(slot + 1) * stride];
                             if states.iter().all(AggState::is_empty) {
                                 continue;
                             }
                             record.clear();
-                            states.iter().for_each(|state| state.encode(&mut record));
-                            self.group_key_of(token, &mut group_key);
+                            // The pending states are dropped after the commit: a sketch may
+                            // compact itself rather than a copy.
+                            states
+                                .iter_mut()
+                                .for_each(|state| state.encode_compacting(&mut record));
+                            group_key_of(interned_bytes, token, &mut group_key);
                             emit_one(series, size_ms, &group_key, start, &record);
                         }
                     }
@@ -455,7 +453,7 @@ impl PendingDelta {
                 .map(|layout| LayoutDelta::new(series, layout))
                 .collect();
         }
-        if self.fold_single_summary(series_index, series, batch) {
+        if self.fold_single_layout(series_index, series, batch) {
             return;
         }
         match batch.selection {
@@ -469,61 +467,80 @@ impl PendingDelta {
         }
     }
 
-    /// The fast path: one integer key column, numbers, and one layout whose rules a
-    /// summary serves. Each row's hash slot is prefetched a few rows ahead. Returns false,
-    /// having done nothing, when the batch is not of this shape.
-    fn fold_single_summary(
+    /// The fast path: one integer key column and one layout. Each row's hash slot is
+    /// prefetched a few rows ahead, so that the cache misses of many keys overlap.
+    /// Returns false, having done nothing, when the batch is not of this shape.
+    fn fold_single_layout(
         &mut self,
         series_index: usize,
         series: &SeriesLayout,
         batch: &SeriesBatch<'_>,
     ) -> bool {
-        let (
-            [KeyColumn::Ints(keys)],
-            ValueColumn::Numbers(values),
-            [LayoutDelta::Summaries { ints, .. }],
-            [layout],
-        ) = (
+        let ([KeyColumn::Ints(keys)], [delta], [layout]) = (
             batch.keys.as_slice(),
-            batch.values,
             self.layouts[series_index].as_mut_slice(),
             series.layouts.as_slice(),
-        )
-        else {
+        ) else {
             return false;
         };
         let span = layout.span;
         let ts = batch.timestamps_ms;
         let n = batch.selection.map_or(ts.len(), <[u32]>::len);
         let row_at = |i: usize| batch.selection.map_or(i, |s| s[i] as usize);
-        // (key, start) of the rows ahead, so each bucket start is computed once.
-        let mut ahead = [(0i64, 0i64, false); PREFETCH_AHEAD];
         let locate = |r: usize| {
             let k = keys[r];
             (k as i64, span.start_of(floor_ms(ts[r])), !k.is_nan())
         };
-        for (i, slot) in ahead.iter_mut().enumerate().take(n) {
-            *slot = locate(row_at(i));
-            if slot.2 {
-                ints.prefetch(slot.0, slot.1);
+        let folded = match (delta, batch.values) {
+            (LayoutDelta::Summaries { ints, .. }, ValueColumn::Numbers(values)) => prefetched_rows(
+                n,
+                row_at,
+                locate,
+                ints,
+                |ints, k, s| ints.prefetch(k, s),
+                |ints, r, k, s| ints.entry(k, s).0.update(values[r]),
+            ),
+            (LayoutDelta::Summaries { .. }, _) => return false,
+            (
+                LayoutDelta::States {
+                    int_slots,
+                    interned_slots,
+                    slot_keys,
+                    stride,
+                    states,
+                },
+                _,
+            ) => {
+                let dim = series.spec.vector_dim.unwrap_or(0) as usize;
+                let stride = *stride;
+                let mut tables = (int_slots, interned_slots, slot_keys, states);
+                prefetched_rows(
+                    n,
+                    row_at,
+                    locate,
+                    &mut tables,
+                    |t, k, s| t.0.prefetch(k, s),
+                    |t, r, k, s| {
+                        let (int_slots, interned_slots, slot_keys, states) = t;
+                        let slot = state_slot(
+                            int_slots,
+                            interned_slots,
+                            slot_keys,
+                            states,
+                            KeyToken::Int(k),
+                            s,
+                            series,
+                            &layout.rules,
+                        );
+                        let states = &mut states[slot * stride..(slot + 1) * stride];
+                        for (state, &rule) in states.iter_mut().zip(&layout.rules) {
+                            let rule = &series.rules[rule];
+                            fold_value(state, rule.input, &rule.aggregation, batch, r, dim);
+                        }
+                    },
+                )
             }
-        }
-        let mut folded = 0;
-        for i in 0..n {
-            let (key, start, present) = ahead[i % PREFETCH_AHEAD];
-            let value = values[row_at(i)];
-            if i + PREFETCH_AHEAD < n {
-                let next = locate(row_at(i + PREFETCH_AHEAD));
-                if next.2 {
-                    ints.prefetch(next.0, next.1);
-                }
-                ahead[i % PREFETCH_AHEAD] = next;
-            }
-            if present {
-                folded += 1;
-                ints.entry(key, start).update(value);
-            }
-        }
+        };
         self.rows += folded;
         true
     }
@@ -558,8 +575,8 @@ impl PendingDelta {
                     LayoutDelta::Summaries { ints, interned } => {
                         if let ValueColumn::Numbers(v) = batch.values {
                             let summary = match key {
-                                KeyToken::Int(k) => ints.entry(k, start),
-                                KeyToken::Interned(id) => interned.entry(i64::from(id), start),
+                                KeyToken::Int(k) => ints.entry(k, start).0,
+                                KeyToken::Interned(id) => interned.entry(i64::from(id), start).0,
                             };
                             summary.update(v[row]);
                         }
@@ -645,6 +662,62 @@ fn first_bad_row(
 fn floor_ms(t: f64) -> i64 {
     let truncated = t as i64;
     truncated - i64::from((truncated as f64) > t)
+}
+
+/// Runs `fold(context, row, key, start)` over `n` rows (row `i` is `row_at(i)`, its key
+/// and bucket start `locate(row)`, skipped when the key is null), calling
+/// `prefetch(context, key, start)` for each row `PREFETCH_AHEAD` rows before folding it.
+/// Returns the rows folded.
+fn prefetched_rows<C: ?Sized>(
+    n: usize,
+    row_at: impl Fn(usize) -> usize,
+    locate: impl Fn(usize) -> (i64, i64, bool),
+    context: &mut C,
+    prefetch: impl Fn(&C, i64, i64),
+    mut fold: impl FnMut(&mut C, usize, i64, i64),
+) -> u64 {
+    // (row, key, start, present) of the rows ahead, so each start is computed once.
+    let mut ahead = [(0usize, 0i64, 0i64, false); PREFETCH_AHEAD];
+    for (i, slot) in ahead.iter_mut().enumerate().take(n) {
+        let row = row_at(i);
+        let (k, s, present) = locate(row);
+        *slot = (row, k, s, present);
+        if present {
+            prefetch(context, k, s);
+        }
+    }
+    let mut folded = 0;
+    for i in 0..n {
+        let (row, key, start, present) = ahead[i % PREFETCH_AHEAD];
+        if i + PREFETCH_AHEAD < n {
+            let next = row_at(i + PREFETCH_AHEAD);
+            let (k, s, p) = locate(next);
+            if p {
+                prefetch(context, k, s);
+            }
+            ahead[i % PREFETCH_AHEAD] = (next, k, s, p);
+        }
+        if present {
+            folded += 1;
+            fold(context, row, key, start);
+        }
+    }
+    folded
+}
+
+/// The encoded group key of `token` into `out` (cleared first).
+fn group_key_of(interned_bytes: &[Vec<u8>], token: KeyToken, out: &mut Vec<u8>) {
+    out.clear();
+    match token {
+        KeyToken::Int(k) => push_int_part(out, k),
+        KeyToken::Interned(id) => out.extend_from_slice(&interned_bytes[id as usize]),
+    }
+}
+
+/// The order of two interned group keys in the store: by length, then bytes.
+fn interned_order(interned_bytes: &[Vec<u8>], a: u32, b: u32) -> std::cmp::Ordering {
+    let (a, b) = (&interned_bytes[a as usize], &interned_bytes[b as usize]);
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 fn check_codes(id: &str, what: &str, dict_len: usize, codes: &[u32]) -> StoreResult<()> {

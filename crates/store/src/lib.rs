@@ -1,13 +1,13 @@
 //! Tessera's RocksDB bucket store: coalesced ingest of columnar batches, atomic commits
 //! with source positions, window reads over many keys and rules, and retention.
 
+mod bucket_table;
 pub mod error;
 pub mod fold;
 pub mod key;
 pub mod layout;
 pub mod record;
 pub mod store;
-mod summary_table;
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use fold::{KeyColumn, SeriesBatch, ValueColumn, NULL_CODE};

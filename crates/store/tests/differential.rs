@@ -113,6 +113,14 @@ fn description() -> Vec<SeriesSpec> {
             vector_dim: None,
             rules: rules_at(&NUMERIC_KINDS[..5], &spans()[..1]),
         },
+        // Every numeric rule at one layout with integer keys: the prefetching fold of rule
+        // states.
+        SeriesSpec {
+            id: "numbers_hourly".into(),
+            value_kind: ValueKind::Number,
+            vector_dim: None,
+            rules: rules_at(NUMERIC_KINDS, &spans()[..1]),
+        },
         // One summary layout with string keys: the summary table of interned keys.
         SeriesSpec {
             id: "summarised_daily_by_name".into(),
@@ -293,6 +301,14 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
         let reversed: Vec<u32> = (0..rows.len() as u32).rev().collect();
         let batches = [
             SeriesBatch {
+                series_id: "numbers_hourly",
+                keys: vec![KeyColumn::Ints(&keys)],
+                timestamps_ms: &ts,
+                values: ValueColumn::Numbers(&values),
+                by: Some(&by),
+                selection: None,
+            },
+            SeriesBatch {
                 series_id: "summarised_hourly",
                 keys: vec![KeyColumn::Ints(&keys)],
                 timestamps_ms: &ts,
@@ -363,6 +379,7 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
                 ("numbers", false, false),
                 ("summarised", false, false),
                 ("summarised_hourly", false, false),
+                ("numbers_hourly", false, false),
                 ("summarised_daily_by_name", true, false),
                 ("strings", true, true),
                 ("vectors", false, false),

@@ -144,6 +144,21 @@ impl AggState {
         }
     }
 
+    /// [`AggState::encode`], the same bytes, for a state about to be dropped or kept: a
+    /// percentile sketch compacts itself in place instead of encoding a compacted copy.
+    pub fn encode_compacting(&mut self, out: &mut Vec<u8>) {
+        match self {
+            AggState::ApproxPercentile { sketch, quantile } => {
+                out.push((STATE_FORMAT_VERSION << 5) | KIND_APPROX_PERCENTILE);
+                put_payload(out, |out| {
+                    put_f64(out, *quantile);
+                    sketch.encode_body_compacting(out);
+                });
+            }
+            other => other.encode(out),
+        }
+    }
+
     /// Decodes one state from the front of `bytes`, returning it and how many bytes it
     /// took (anything after is left alone). Fails with `CorruptState` on empty input, an
     /// unknown version or kind, a truncated payload, invalid UTF-8, or arguments and

@@ -360,6 +360,18 @@ impl AggState {
         }
     }
 
+    /// Hints the CPU to load what this state keeps on the heap (a sketch's box), for a
+    /// loop about to read many states in an order unlike the one they were made in.
+    #[inline]
+    pub fn prefetch_heap(&self) {
+        match self {
+            AggState::ApproxCountDistinct(s) => crate::hint::prefetch(&**s),
+            AggState::ApproxTopK { sketch, .. } => crate::hint::prefetch(&**sketch),
+            AggState::ApproxPercentile { sketch, .. } => crate::hint::prefetch(&**sketch),
+            _ => {}
+        }
+    }
+
     /// Whether nothing has been folded in (no non-null value, pair or vector).
     pub fn is_empty(&self) -> bool {
         match self {

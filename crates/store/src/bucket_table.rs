@@ -1,13 +1,14 @@
-//! The ingest fast path's hash table: (key, bucket start) -> [`NumericSummary`], open
-//! addressing with linear probing, the summary stored in the slot itself.
+//! The ingest hash table: (key, bucket start) -> a small value (a bucket's
+//! [`tessera_core::NumericSummary`], or the index of its rule states), open addressing
+//! with linear probing, the value stored in the slot itself.
 //!
 //! A general-purpose map keeps control bytes apart from the entries, so a probe that
-//! misses cache costs two misses; here one 48-byte slot holds the key, the start and the
-//! summary, so it costs one, and [`SummaryTable::prefetch`] lets the fold ask for the slot
-//! of a row a few rows ahead, so that several misses are under way at once. At a million
-//! keys this is most of the fold's time.
+//! misses cache costs two misses; here one slot holds the key, the start and the value,
+//! so it costs one, and [`BucketTable::prefetch`] lets the fold ask for the slot of a row
+//! a few rows ahead, so that several misses are under way at once. With many keys this
+//! is most of the fold's time.
 
-use tessera_core::NumericSummary;
+use tessera_core::hint::prefetch;
 
 /// A slot whose start is this is empty. No bucket starts there: timestamps are checked to
 /// lie within +-8.64e15 ms.
@@ -16,42 +17,30 @@ const EMPTY: i64 = i64::MIN;
 /// The table never holds more than this fraction (as `len * 8 > capacity * LOAD`).
 const LOAD_EIGHTHS: usize = 5;
 
-/// Asks the CPU to start loading the cache line of `value`, so that a later read finds it
-/// there: a hint, with no effect on what the program computes.
-#[inline]
-pub fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    #[allow(unsafe_code)]
-    // SAFETY: SSE is part of x86-64's baseline, and a prefetch never faults; the address
-    // comes from a reference, so it is valid anyway.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
-}
-
 #[derive(Clone, Copy)]
-pub struct SummarySlot {
+pub struct BucketSlot<V> {
     pub key: i64,
     pub start: i64,
-    pub summary: NumericSummary,
+    pub value: V,
 }
 
-const VACANT: SummarySlot = SummarySlot {
-    key: 0,
-    start: EMPTY,
-    summary: NumericSummary::EMPTY,
-};
+impl<V: Default> BucketSlot<V> {
+    fn vacant() -> Self {
+        Self {
+            key: 0,
+            start: EMPTY,
+            value: V::default(),
+        }
+    }
+}
 
-pub struct SummaryTable {
-    slots: Vec<SummarySlot>,
+pub struct BucketTable<V> {
+    slots: Vec<BucketSlot<V>>,
     mask: usize,
     len: usize,
 }
 
-impl Default for SummaryTable {
+impl<V: Copy + Default> Default for BucketTable<V> {
     fn default() -> Self {
         Self::with_capacity(1024)
     }
@@ -66,11 +55,11 @@ fn hash(key: i64, start: i64) -> u64 {
     h ^ (h >> 31)
 }
 
-impl SummaryTable {
+impl<V: Copy + Default> BucketTable<V> {
     fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.next_power_of_two().max(16);
         Self {
-            slots: vec![VACANT; capacity],
+            slots: vec![BucketSlot::vacant(); capacity],
             mask: capacity - 1,
             len: 0,
         }
@@ -86,9 +75,10 @@ impl SummaryTable {
         prefetch(&self.slots[hash(key, start) as usize & self.mask]);
     }
 
-    /// The summary of (key, start), inserted empty if absent.
+    /// The value of (key, start), inserted as `V::default()` if absent; the flag says
+    /// whether it was inserted.
     #[inline]
-    pub fn entry(&mut self, key: i64, start: i64) -> &mut NumericSummary {
+    pub fn entry(&mut self, key: i64, start: i64) -> (&mut V, bool) {
         if (self.len + 1) * 8 > self.slots.len() * LOAD_EIGHTHS {
             self.grow();
         }
@@ -96,14 +86,14 @@ impl SummaryTable {
         loop {
             let slot = &self.slots[index];
             if slot.start == start && slot.key == key {
-                return &mut self.slots[index].summary;
+                return (&mut self.slots[index].value, false);
             }
             if slot.start == EMPTY {
                 self.len += 1;
                 let slot = &mut self.slots[index];
                 slot.key = key;
                 slot.start = start;
-                return &mut slot.summary;
+                return (&mut slot.value, true);
             }
             index = (index + 1) & self.mask;
         }
@@ -112,12 +102,12 @@ impl SummaryTable {
     fn grow(&mut self) {
         let old = std::mem::replace(self, Self::with_capacity(self.slots.len() * 2));
         for slot in old.slots.into_iter().filter(|s| s.start != EMPTY) {
-            *self.entry(slot.key, slot.start) = slot.summary;
+            *self.entry(slot.key, slot.start).0 = slot.value;
         }
     }
 
     /// The occupied slots, in table order.
-    pub fn iter(&self) -> impl Iterator<Item = &SummarySlot> {
+    pub fn iter(&self) -> impl Iterator<Item = &BucketSlot<V>> {
         self.slots.iter().filter(|s| s.start != EMPTY)
     }
 
@@ -127,7 +117,7 @@ impl SummaryTable {
         if self.len * 8 < self.slots.len() && self.slots.len() > 1 << 16 {
             *self = Self::with_capacity(self.len * 2);
         } else if self.len > 0 {
-            self.slots.fill(VACANT);
+            self.slots.fill(BucketSlot::vacant());
             self.len = 0;
         }
     }
@@ -140,7 +130,7 @@ mod tests {
 
     #[test]
     fn holds_what_a_map_holds_across_growth_and_clear() {
-        let mut table = SummaryTable::default();
+        let mut table = BucketTable::<tessera_core::NumericSummary>::default();
         let mut map: HashMap<(i64, i64), (u64, f64)> = HashMap::new();
         let mut x = 7u64;
         for round in 0..3 {
@@ -152,7 +142,7 @@ mod tests {
                 let start = ((x >> 20) % 5) as i64 * 3_600_000 - 7_200_000;
                 let value = (i % 97) as f64;
                 table.prefetch(key, start);
-                table.entry(key, start).update(value);
+                table.entry(key, start).0.update(value);
                 let e = map.entry((key, start)).or_insert((0, 0.0));
                 e.0 += 1;
                 e.1 += value;
@@ -160,8 +150,8 @@ mod tests {
             assert_eq!(table.len(), map.len(), "round {round}");
             for slot in table.iter() {
                 let (count, sum) = map[&(slot.key, slot.start)];
-                assert_eq!(slot.summary.count(), count);
-                assert_eq!(slot.summary.sum(), sum);
+                assert_eq!(slot.value.count(), count);
+                assert_eq!(slot.value.sum(), sum);
             }
             table.clear();
             map.clear();
