@@ -186,7 +186,7 @@ function rowOf(batch: ColumnBatch, row: number): Record<string, unknown> {
 
 describe('the native message fast path', () => {
   it('compiles only plain flat schemas', () => {
-    const reads = [{ path: 'a', as: 'float' as const, nullable: false }];
+    const reads = [{ path: 'a', as: 'float' as const, nullable: false, keep: true }];
     expect(compileMessagePlan(z.object({ a: z.number() }), reads)).not.toBeNull();
     expect(compileMessagePlan(z.object({ a: z.number().int() }), reads)).toBeNull();
     expect(compileMessagePlan(z.object({ a: z.number().default(1) }), reads)).toBeNull();
@@ -197,12 +197,12 @@ describe('the native message fast path', () => {
     expect(compileMessagePlan(z.object({ a: z.string() }), reads)).toBeNull();
     expect(
       compileMessagePlan(z.object({ a: z.number() }), [
-        { path: 'a.b', as: 'float', nullable: false },
+        { path: 'a.b', as: 'float', nullable: false, keep: true },
       ]),
     ).toBeNull();
     expect(
       compileMessagePlan(z.object({ a: z.number() }), [
-        { path: null, as: 'float', nullable: false },
+        { path: null, as: 'float', nullable: false, keep: true },
       ]),
     ).toBeNull();
   });

@@ -40,6 +40,7 @@ export type {
   DeadLetterQuery,
   DeadLetterRecord,
   DecodedMessageColumns,
+  DecodedStrings,
   EngineStats,
   IngestReportOutput,
   JsonMessageDecoder,

@@ -248,15 +248,16 @@ export class BoundResolver {
     // null `timestamp` is a bad message; a null dedupe field dedupes nothing.
     const reads: PlannedRead[] = columns.map((c, i) => {
       const slot = this.slots[i] as ColumnSlot;
-      return { path: c.path, as: slot.kind, nullable: !slot.isKey };
+      // Columns no series reads are checked, not returned.
+      return { path: c.path, as: slot.kind, nullable: !slot.isKey, keep: this.kinds.has(slot.key) };
     });
     const timeOutput = resolver.timestamp === null ? null : reads.length;
     if (resolver.timestamp !== null) {
-      reads.push({ path: resolver.timestamp.field, as: 'datetime', nullable: false });
+      reads.push({ path: resolver.timestamp.field, as: 'datetime', nullable: false, keep: true });
     }
     const dedupeOutput = resolver.dedupe === null ? null : reads.length;
     if (resolver.dedupe !== null) {
-      reads.push({ path: resolver.dedupe.field, as: 'dedupe', nullable: true });
+      reads.push({ path: resolver.dedupe.field, as: 'dedupe', nullable: true, keep: true });
     }
     const plan = compileMessagePlan(resolver.messageType, reads);
     if (plan === null) return null;
@@ -281,8 +282,15 @@ export class BoundResolver {
   decodeFast(messages: readonly SourceMessage[]): DecodedMessageColumns | null {
     if (this.fast === null) return null;
     const values = new Array<Buffer>(messages.length);
-    for (let i = 0; i < messages.length; i++) values[i] = (messages[i] as SourceMessage).value;
-    return this.fast.decoder.decode(values);
+    const offsets = new Uint32Array(messages.length + 1);
+    let end = 0;
+    for (let i = 0; i < messages.length; i++) {
+      const value = (messages[i] as SourceMessage).value;
+      values[i] = value;
+      end += value.length;
+      offsets[i + 1] = end;
+    }
+    return this.fast.decoder.decode(Buffer.concat(values, end), offsets);
   }
 
   /** {@link map} for message `i` of a fast-decoded poll (which the decoder accepted). */
@@ -301,7 +309,7 @@ export class BoundResolver {
     for (let j = 0; j < columns.length; j++) {
       const column = columns[j];
       if (column === undefined) continue;
-      if (shapes[j] === 'string') setOther(column, row, decoded.strings[j]?.[i]);
+      if (shapes[j] === 'string') setOther(column, row, stringAt(decoded, j, i));
       else setNumber(column, row, decoded.numbers[j]?.[i] ?? Number.NaN);
     }
     const explicitTime =
@@ -314,7 +322,7 @@ export class BoundResolver {
     const fast = this.fast;
     if (fast === null || fast.dedupeOutput === null) return undefined;
     const o = fast.dedupeOutput;
-    if (fast.shapes[o] === 'string') return dedupeKey(decoded.strings[o]?.[i]);
+    if (fast.shapes[o] === 'string') return dedupeKey(stringAt(decoded, o, i));
     const value = decoded.numbers[o]?.[i] ?? Number.NaN;
     // NaN is how the decoder says null: no key.
     return Number.isNaN(value) ? undefined : dedupeKey(value);
@@ -691,6 +699,13 @@ export function fastIsoMs(s: string): number | undefined {
 
 /** A date-time without a zone: `2026-01-31T12:00:00`, `2026-01-31 12:00`. */
 const NAIVE = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$/;
+
+/** Message `i`'s string of output `o` of a fast-decoded poll. */
+function stringAt(decoded: DecodedMessageColumns, o: number, i: number): string | undefined {
+  const column = decoded.strings[o];
+  const code = column?.codes[i];
+  return code === undefined ? undefined : column?.dict[code];
+}
 
 function setNumber(column: BatchColumn | undefined, row: number, value: number): void {
   const numbers = column?.numbers;

@@ -62,6 +62,8 @@ export interface PlannedRead {
   readonly as: ColumnPlan['type']['kind'] | 'dedupe';
   /** A missing or null value is a null (NaN) rather than a bad message. */
   readonly nullable: boolean;
+  /** The value is needed (else it is only checked). */
+  readonly keep: boolean;
 }
 
 /** How the values of one planned read come back from the decoder. */
@@ -106,7 +108,7 @@ export function compileMessagePlan(
     if (kind === null) return null;
     // Strings come back as strings, which cannot say null.
     const nullable = read.nullable && kind !== 'string';
-    outputs.push({ field, kind, nullable });
+    outputs.push({ field, kind, nullable, keep: read.keep });
     shapes.push(kind === 'string' ? 'string' : 'number');
   }
   return { description: { fields, outputs }, shapes };

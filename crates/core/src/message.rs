@@ -9,6 +9,7 @@
 //! output, an unusual timestamp, bytes that are not UTF-8) is handed back undecided, for
 //! the general path to accept, or to turn into a dead letter with its exact reason.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
@@ -55,17 +56,38 @@ pub struct MessageOutput {
     /// A missing or null value is NaN (a null the aggregations skip) rather than a reason
     /// to leave the message to the general path. Numeric kinds only.
     pub nullable: bool,
+    /// The value is returned; otherwise it is only checked (its column stays empty).
+    pub keep: bool,
+}
+
+/// A string column, dictionary-encoded: row `r` holds `dict[codes[r]]`, or nothing when
+/// the code is [`NO_STRING`] (an undecided message).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StringColumn {
+    pub dict: Vec<String>,
+    pub codes: Vec<u32>,
+}
+
+/// The code of a row without a string.
+pub const NO_STRING: u32 = u32::MAX;
+
+impl StringColumn {
+    /// Row `r`'s string, if it has one.
+    pub fn get(&self, r: usize) -> Option<&str> {
+        let code = *self.codes.get(r)?;
+        self.dict.get(code as usize).map(String::as_str)
+    }
 }
 
 /// The columns of a decoded batch. Output `o` is in `numbers[o]` (Float, Int, Bool,
-/// Time) or `strings[o]` (String); the other is empty. Rows of undecided messages hold
-/// NaN / an empty string.
+/// Time) or `strings[o]` (String); the other, and both for an output not kept, are empty.
+/// Rows of undecided messages hold NaN / [`NO_STRING`].
 #[derive(Debug, Default)]
 pub struct DecodedMessages {
     /// Per message: 1 when decoded here, 0 when the general path must decide.
     pub decoded: Vec<u8>,
     pub numbers: Vec<Vec<f64>>,
-    pub strings: Vec<Vec<String>>,
+    pub strings: Vec<StringColumn>,
 }
 
 /// A compiled message schema and the outputs read from it.
@@ -132,6 +154,8 @@ impl MessagePlan {
     }
 
     /// Decodes every message it can; see the module documentation for which it leaves.
+    /// Messages are given as slices (`messages`), or as one buffer and the `n + 1`
+    /// offsets that bound them (see [`MessagePlan::decode_concatenated`]).
     pub fn decode_batch<'a>(
         &self,
         messages: impl ExactSizeIterator<Item = &'a [u8]>,
@@ -144,17 +168,15 @@ impl MessagePlan {
         };
         for output in &self.outputs {
             let is_string = output.kind == OutputKind::String;
-            out.numbers.push(if is_string {
-                Vec::new()
-            } else {
-                vec![f64::NAN; n]
-            });
-            out.strings.push(if is_string {
-                vec![String::new(); n]
-            } else {
-                Vec::new()
+            let rows = |yes: bool| if yes && output.keep { n } else { 0 };
+            out.numbers.push(vec![f64::NAN; rows(!is_string)]);
+            out.strings.push(StringColumn {
+                dict: Vec::new(),
+                codes: vec![NO_STRING; rows(is_string)],
             });
         }
+        // Per string output: its dictionary's index, so each distinct string is kept once.
+        let mut interned: Vec<HashMap<String, u32>> = vec![HashMap::new(); self.outputs.len()];
         let mut seen = vec![Seen::Absent; self.fields.len()];
         for (row, bytes) in messages.enumerate() {
             seen.fill(Seen::Absent);
@@ -162,14 +184,19 @@ impl MessagePlan {
                 plan: self,
                 row,
                 out: &mut out,
+                interned: &mut interned,
                 seen: &mut seen,
             };
             if sink.decode(bytes) && self.complete(&seen) {
                 out.decoded[row] = 1;
             } else {
                 for (o, output) in self.outputs.iter().enumerate() {
+                    if !output.keep {
+                        continue;
+                    }
                     if output.kind == OutputKind::String {
-                        out.strings[o][row].clear();
+                        // Its string stays in the dictionary, unused: harmless.
+                        out.strings[o].codes[row] = NO_STRING;
                     } else {
                         out.numbers[o][row] = f64::NAN;
                     }
@@ -177,6 +204,31 @@ impl MessagePlan {
             }
         }
         out
+    }
+
+    /// [`MessagePlan::decode_batch`] of the messages `bytes[offsets[i]..offsets[i + 1]]`.
+    ///
+    /// # Errors
+    /// When the offsets do not rise within `bytes`.
+    pub fn decode_concatenated(
+        &self,
+        bytes: &[u8],
+        offsets: &[u32],
+    ) -> Result<DecodedMessages, String> {
+        let bounds = offsets.windows(2);
+        if offsets.is_empty()
+            || offsets
+                .last()
+                .is_some_and(|&end| end as usize > bytes.len())
+            || bounds.clone().any(|w| w[0] > w[1])
+        {
+            return Err(format!(
+                "{} offsets do not bound messages within {} bytes",
+                offsets.len(),
+                bytes.len()
+            ));
+        }
+        Ok(self.decode_batch(bounds.map(|w| &bytes[w[0] as usize..w[1] as usize])))
     }
 
     /// Every required field is there, and every output has a value or may be null.
@@ -199,6 +251,7 @@ struct RowSink<'p> {
     plan: &'p MessagePlan,
     row: usize,
     out: &'p mut DecodedMessages,
+    interned: &'p mut [HashMap<String, u32>],
     seen: &'p mut [Seen],
 }
 
@@ -211,34 +264,50 @@ impl RowSink<'_> {
 
     fn write_number(&mut self, field: usize, v: f64) -> bool {
         for &o in &self.plan.readers[field] {
-            if self.plan.outputs[o].kind == OutputKind::Int
+            let output = self.plan.outputs[o];
+            if output.kind == OutputKind::Int
                 && !(v.fract() == 0.0 && v.abs() <= 9_007_199_254_740_991.0)
             {
                 return false;
             }
-            self.out.numbers[o][self.row] = v;
+            if output.keep {
+                self.out.numbers[o][self.row] = v;
+            }
         }
         true
     }
 
     fn write_bool(&mut self, field: usize, v: bool) {
         for &o in &self.plan.readers[field] {
-            self.out.numbers[o][self.row] = if v { 1.0 } else { 0.0 };
+            if self.plan.outputs[o].keep {
+                self.out.numbers[o][self.row] = if v { 1.0 } else { 0.0 };
+            }
         }
     }
 
     fn write_str(&mut self, field: usize, v: &str) -> bool {
         for &o in &self.plan.readers[field] {
-            match self.plan.outputs[o].kind {
+            let output = self.plan.outputs[o];
+            match output.kind {
                 OutputKind::Time => match iso_ms(v) {
-                    Some(ms) => self.out.numbers[o][self.row] = ms,
+                    Some(ms) if output.keep => self.out.numbers[o][self.row] = ms,
+                    Some(_) => {}
                     None => return false,
                 },
-                _ => {
-                    let slot = &mut self.out.strings[o][self.row];
-                    slot.clear();
-                    slot.push_str(v);
+                _ if output.keep => {
+                    let column = &mut self.out.strings[o];
+                    let code = match self.interned[o].get(v) {
+                        Some(&code) => code,
+                        None => {
+                            let code = column.dict.len() as u32;
+                            column.dict.push(v.to_owned());
+                            self.interned[o].insert(v.to_owned(), code);
+                            code
+                        }
+                    };
+                    column.codes[self.row] = code;
                 }
+                _ => {}
             }
         }
         true
@@ -509,16 +578,19 @@ mod tests {
                     field: 0,
                     kind: OutputKind::String,
                     nullable: false,
+                    keep: true,
                 },
                 MessageOutput {
                     field: 1,
                     kind: OutputKind::Float,
                     nullable: false,
+                    keep: true,
                 },
                 MessageOutput {
                     field: 2,
                     kind: OutputKind::Time,
                     nullable: false,
+                    keep: true,
                 },
             ],
         )
@@ -537,7 +609,8 @@ mod tests {
             r#"{"user":"a","user":"b","amount":1e3,"ts":"2026-01-31T12:00:00z","n":1}"#,
         ]);
         assert_eq!(out.decoded, vec![1, 1, 1]);
-        assert_eq!(out.strings[0], vec!["u1", "é\"", "b"]);
+        let ids: Vec<_> = (0..3).map(|r| out.strings[0].get(r)).collect();
+        assert_eq!(ids, vec![Some("u1"), Some("é\""), Some("b")]);
         assert_eq!(out.numbers[1], vec![12.5, -3.0, 1000.0]);
         let noon = 1_769_860_800_000.0;
         assert_eq!(out.numbers[2], vec![noon, noon + 123.0, noon]);
@@ -561,7 +634,7 @@ mod tests {
             r#"{"user":"u1","amount":1,"ts":"2026-01-31T12:00:00Z","n":null}"#,
         ]);
         assert_eq!(out.decoded, vec![0; 13]);
-        assert!(out.strings[0].iter().all(String::is_empty));
+        assert!((0..13).all(|r| out.strings[0].get(r).is_none()));
         assert!(out.numbers[1].iter().all(|v| v.is_nan()));
         let invalid_utf8: &[u8] =
             b"{\"user\":\"\xff\",\"amount\":1,\"ts\":\"2026-01-31T12:00:00Z\"}";
@@ -583,6 +656,7 @@ mod tests {
             field,
             kind: OutputKind::Float,
             nullable,
+            keep: true,
         };
         let plan = MessagePlan::new(
             vec![field("a", true, true), field("b", true, true)],
@@ -605,6 +679,74 @@ mod tests {
     }
 
     #[test]
+    fn outputs_not_kept_are_checked_but_not_returned() {
+        let field = |name: &str, field_type| MessageField {
+            name: name.into(),
+            field_type,
+            optional: false,
+            nullable: false,
+        };
+        let plan = MessagePlan::new(
+            vec![
+                field("id", FieldType::String),
+                field("at", FieldType::String),
+            ],
+            vec![
+                MessageOutput {
+                    field: 0,
+                    kind: OutputKind::String,
+                    nullable: false,
+                    keep: false,
+                },
+                MessageOutput {
+                    field: 1,
+                    kind: OutputKind::Time,
+                    nullable: false,
+                    keep: false,
+                },
+            ],
+        )
+        .unwrap();
+        let out = plan.decode_batch(
+            [
+                r#"{"id":"a","at":"2026-01-31T12:00:00Z"}"#,
+                r#"{"id":"b","at":"2026-01-31T12:00:00"}"#,
+            ]
+            .iter()
+            .map(|m| m.as_bytes()),
+        );
+        assert_eq!(out.decoded, vec![1, 0], "a naive time is still checked");
+        assert!(out.strings[0].codes.is_empty() && out.numbers[1].is_empty());
+    }
+
+    #[test]
+    fn concatenated_messages_decode_as_slices_do() {
+        let messages = [
+            r#"{"user":"u1","amount":1,"ts":"2026-01-31T12:00:00Z"}"#,
+            "bad",
+            r#"{"user":"u1","amount":2,"ts":"2026-01-31T12:00:00Z"}"#,
+        ];
+        let bytes = messages.concat();
+        let mut offsets = vec![0u32];
+        for m in messages {
+            offsets.push(offsets.last().unwrap() + m.len() as u32);
+        }
+        let out = plan()
+            .decode_concatenated(bytes.as_bytes(), &offsets)
+            .unwrap();
+        assert_eq!(out.decoded, vec![1, 0, 1]);
+        assert_eq!(
+            out.strings[0].dict,
+            vec!["u1"],
+            "one entry per distinct string"
+        );
+        assert_eq!(out.strings[0].codes, vec![0, NO_STRING, 0]);
+        assert!(plan().decode_concatenated(b"{}", &[0, 3]).is_err());
+        assert!(plan().decode_concatenated(b"{}", &[2, 1]).is_err());
+        assert!(plan().decode_concatenated(b"{}", &[]).is_err());
+    }
+
+    #[test]
     fn int_outputs_take_only_safe_whole_numbers() {
         let plan = MessagePlan::new(
             vec![MessageField {
@@ -617,6 +759,7 @@ mod tests {
                 field: 0,
                 kind: OutputKind::Int,
                 nullable: false,
+                keep: true,
             }],
         )
         .unwrap();
@@ -665,6 +808,7 @@ mod tests {
                 field: 0,
                 kind: OutputKind::Float,
                 nullable: false,
+                keep: true,
             }],
         )
         .unwrap_err();
@@ -675,6 +819,7 @@ mod tests {
                 field: 3,
                 kind: OutputKind::Float,
                 nullable: false,
+                keep: true,
             }]
         )
         .is_err());
