@@ -209,7 +209,10 @@ export async function startBroker(options = {}) {
   const properties = join(dir, 'server.properties');
   const logFile = join(dir, 'broker.log');
   writeFileSync(properties, serverProperties({ brokerPort, controllerPort, logDir }));
-  const clusterId = randomBytes(16).toString('base64url');
+  // A base64url id may start with '-', which the storage tool's argument parser takes
+  // for an option (one start in 64 failed so): draw again until it does not.
+  let clusterId = randomBytes(16).toString('base64url');
+  while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url');
   try {
     await run('java', [
       ...javaArgs(jars, 256),

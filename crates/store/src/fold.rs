@@ -80,14 +80,58 @@ enum LayoutDelta {
         /// Other group keys, by interned id.
         interned: BucketTable<NumericSummary>,
     },
-    States {
-        /// (key, start) -> slot, for single-integer keys and interned ids.
-        int_slots: BucketTable<u32>,
-        interned_slots: BucketTable<u32>,
-        slot_keys: Vec<(KeyToken, i64)>,
-        stride: usize,
-        states: Vec<AggState>,
-    },
+    States(RuleStates),
+}
+
+/// The buckets of a layout whose rules each keep their own state.
+struct RuleStates {
+    /// (key, start) -> slot, for single-integer keys and interned ids.
+    int_slots: BucketTable<u32>,
+    interned_slots: BucketTable<u32>,
+    slot_keys: Vec<(KeyToken, i64)>,
+    stride: usize,
+    states: Vec<AggState>,
+}
+
+impl RuleStates {
+    /// The slot of (key, bucket start), created with empty states.
+    #[inline]
+    fn slot(&mut self, key: KeyToken, start: i64, series: &SeriesLayout, rules: &[usize]) -> usize {
+        let (slot, inserted) = match key {
+            KeyToken::Int(k) => self.int_slots.entry(k, start),
+            KeyToken::Interned(k) => self.interned_slots.entry(i64::from(k), start),
+        };
+        if inserted {
+            *slot = self.slot_keys.len() as u32;
+            self.slot_keys.push((key, start));
+            self.states.extend(
+                rules
+                    .iter()
+                    .map(|&r| AggState::new(&series.rules[r].aggregation)),
+            );
+        }
+        *slot as usize
+    }
+
+    /// Folds row `row` of `batch` into the bucket (key, start) of `layout`.
+    #[inline]
+    fn fold_row(
+        &mut self,
+        key: KeyToken,
+        start: i64,
+        series: &SeriesLayout,
+        layout: &crate::layout::Layout,
+        batch: &SeriesBatch<'_>,
+        row: usize,
+    ) {
+        let dim = series.spec.vector_dim.unwrap_or(0) as usize;
+        let slot = self.slot(key, start, series, &layout.rules);
+        let states = &mut self.states[slot * self.stride..(slot + 1) * self.stride];
+        for (state, &rule) in states.iter_mut().zip(&layout.rules) {
+            let rule = &series.rules[rule];
+            fold_value(state, rule.input, &rule.aggregation, batch, row, dim);
+        }
+    }
 }
 
 impl LayoutDelta {
@@ -103,20 +147,20 @@ impl LayoutDelta {
                 interned: BucketTable::default(),
             }
         } else {
-            Self::States {
+            Self::States(RuleStates {
                 int_slots: BucketTable::default(),
                 interned_slots: BucketTable::default(),
                 slot_keys: Vec::new(),
                 stride: layout.rules.len(),
                 states: Vec::new(),
-            }
+            })
         }
     }
 
     fn bucket_count(&self) -> usize {
         match self {
             Self::Summaries { ints, interned } => ints.len() + interned.len(),
-            Self::States { slot_keys, .. } => slot_keys.len(),
+            Self::States(rule_states) => rule_states.slot_keys.len(),
         }
     }
 
@@ -126,49 +170,14 @@ impl LayoutDelta {
                 ints.clear();
                 interned.clear();
             }
-            Self::States {
-                int_slots,
-                interned_slots,
-                slot_keys,
-                states,
-                ..
-            } => {
-                int_slots.clear();
-                interned_slots.clear();
-                slot_keys.clear();
-                states.clear();
+            Self::States(rule_states) => {
+                rule_states.int_slots.clear();
+                rule_states.interned_slots.clear();
+                rule_states.slot_keys.clear();
+                rule_states.states.clear();
             }
         }
     }
-}
-
-/// The slot of (key, bucket start) in a `States` layout, created with empty states.
-#[inline]
-#[allow(clippy::too_many_arguments)]
-fn state_slot(
-    int_slots: &mut BucketTable<u32>,
-    interned_slots: &mut BucketTable<u32>,
-    slot_keys: &mut Vec<(KeyToken, i64)>,
-    states: &mut Vec<AggState>,
-    key: KeyToken,
-    start: i64,
-    series: &SeriesLayout,
-    rules: &[usize],
-) -> usize {
-    let (slot, inserted) = match key {
-        KeyToken::Int(k) => int_slots.entry(k, start),
-        KeyToken::Interned(k) => interned_slots.entry(i64::from(k), start),
-    };
-    if inserted {
-        *slot = slot_keys.len() as u32;
-        slot_keys.push((key, start));
-        states.extend(
-            rules
-                .iter()
-                .map(|&r| AggState::new(&series.rules[r].aggregation)),
-        );
-    }
-    *slot as usize
 }
 
 /// How many rows ahead the summary fold prefetches its hash slot: enough misses in
@@ -274,12 +283,12 @@ impl PendingDelta {
                         }
                         slots.clear();
                     }
-                    LayoutDelta::States {
+                    LayoutDelta::States(RuleStates {
                         slot_keys,
                         stride,
                         states,
                         ..
-                    } => {
+                    }) => {
                         // (key, start, slot), built in slot order (sequential reads) and
                         // sorted into key order; integer keys first, as their shorter
                         // encoding sorts first in the store.
@@ -501,45 +510,14 @@ impl PendingDelta {
                 |ints, r, k, s| ints.entry(k, s).0.update(values[r]),
             ),
             (LayoutDelta::Summaries { .. }, _) => return false,
-            (
-                LayoutDelta::States {
-                    int_slots,
-                    interned_slots,
-                    slot_keys,
-                    stride,
-                    states,
-                },
-                _,
-            ) => {
-                let dim = series.spec.vector_dim.unwrap_or(0) as usize;
-                let stride = *stride;
-                let mut tables = (int_slots, interned_slots, slot_keys, states);
-                prefetched_rows(
-                    n,
-                    row_at,
-                    locate,
-                    &mut tables,
-                    |t, k, s| t.0.prefetch(k, s),
-                    |t, r, k, s| {
-                        let (int_slots, interned_slots, slot_keys, states) = t;
-                        let slot = state_slot(
-                            int_slots,
-                            interned_slots,
-                            slot_keys,
-                            states,
-                            KeyToken::Int(k),
-                            s,
-                            series,
-                            &layout.rules,
-                        );
-                        let states = &mut states[slot * stride..(slot + 1) * stride];
-                        for (state, &rule) in states.iter_mut().zip(&layout.rules) {
-                            let rule = &series.rules[rule];
-                            fold_value(state, rule.input, &rule.aggregation, batch, r, dim);
-                        }
-                    },
-                )
-            }
+            (LayoutDelta::States(rule_states), _) => prefetched_rows(
+                n,
+                row_at,
+                locate,
+                rule_states,
+                |t, k, s| t.int_slots.prefetch(k, s),
+                |t, r, k, s| t.fold_row(KeyToken::Int(k), s, series, layout, batch, r),
+            ),
         };
         self.rows += folded;
         true
@@ -552,7 +530,6 @@ impl PendingDelta {
         batch: &SeriesBatch<'_>,
         rows: impl Iterator<Item = usize>,
     ) {
-        let dim = series.spec.vector_dim.unwrap_or(0) as usize;
         let mut key_buf = Vec::with_capacity(32);
         let single_int = match batch.keys.as_slice() {
             [KeyColumn::Ints(v)] => Some(*v),
@@ -581,28 +558,8 @@ impl PendingDelta {
                             summary.update(v[row]);
                         }
                     }
-                    LayoutDelta::States {
-                        int_slots,
-                        interned_slots,
-                        slot_keys,
-                        stride,
-                        states,
-                    } => {
-                        let slot = state_slot(
-                            int_slots,
-                            interned_slots,
-                            slot_keys,
-                            states,
-                            key,
-                            start,
-                            series,
-                            &layout.rules,
-                        );
-                        let states = &mut states[slot * *stride..(slot + 1) * *stride];
-                        for (state, &r) in states.iter_mut().zip(&layout.rules) {
-                            let rule = &series.rules[r];
-                            fold_value(state, rule.input, &rule.aggregation, batch, row, dim);
-                        }
+                    LayoutDelta::States(rule_states) => {
+                        rule_states.fold_row(key, start, series, layout, batch, row);
                     }
                 }
             }

@@ -299,23 +299,18 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
         let string_key_codes: Vec<u32> = rows.iter().map(|r| r.key as u32).collect();
         let vectors: Vec<f64> = rows.iter().flat_map(|r| r.vector).collect();
         let reversed: Vec<u32> = (0..rows.len() as u32).rev().collect();
+        // A numeric series keyed by the integer keys.
+        let numeric = |series_id, with_by: bool, selection| SeriesBatch {
+            series_id,
+            keys: vec![KeyColumn::Ints(&keys)],
+            timestamps_ms: &ts,
+            values: ValueColumn::Numbers(&values),
+            by: with_by.then_some(by.as_slice()),
+            selection,
+        };
         let batches = [
-            SeriesBatch {
-                series_id: "numbers_hourly",
-                keys: vec![KeyColumn::Ints(&keys)],
-                timestamps_ms: &ts,
-                values: ValueColumn::Numbers(&values),
-                by: Some(&by),
-                selection: None,
-            },
-            SeriesBatch {
-                series_id: "summarised_hourly",
-                keys: vec![KeyColumn::Ints(&keys)],
-                timestamps_ms: &ts,
-                values: ValueColumn::Numbers(&values),
-                by: None,
-                selection: Some(&reversed),
-            },
+            numeric("numbers_hourly", true, None),
+            numeric("summarised_hourly", false, Some(reversed.as_slice())),
             SeriesBatch {
                 series_id: "summarised_daily_by_name",
                 keys: vec![KeyColumn::Strings {
@@ -327,22 +322,8 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
                 by: None,
                 selection: None,
             },
-            SeriesBatch {
-                series_id: "numbers",
-                keys: vec![KeyColumn::Ints(&keys)],
-                timestamps_ms: &ts,
-                values: ValueColumn::Numbers(&values),
-                by: Some(&by),
-                selection: None,
-            },
-            SeriesBatch {
-                series_id: "summarised",
-                keys: vec![KeyColumn::Ints(&keys)],
-                timestamps_ms: &ts,
-                values: ValueColumn::Numbers(&values),
-                by: None,
-                selection: None,
-            },
+            numeric("numbers", true, None),
+            numeric("summarised", false, None),
             SeriesBatch {
                 series_id: "strings",
                 keys: vec![KeyColumn::Strings {
