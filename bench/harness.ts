@@ -59,14 +59,5 @@ export async function withTempDir<T>(f: (dir: string) => Promise<T> | T): Promis
   }
 }
 
-/** A seeded generator (SplitMix32-ish), so every peer sees the same data. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x9e3779b9) >>> 0;
-    let z = state;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return ((z ^ (z >>> 16)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator, so every peer sees the same data. */
+export { seededRandom } from '../ts/cli/seeded-random.js';

@@ -3,7 +3,7 @@
 //! a non-epoch origin), equals a naive recompute from the raw rows under the
 //! bucket-overlap rule of semantics section 5.
 
-use tessera_core::{AggValue, BucketSpan, Item};
+use tessera_core::{AggValue, Item};
 use tessera_store::{
     AggregationSpec, BucketStore, CommitMode, KeyColumn, RuleSpec, SeriesBatch, SeriesSpec,
     StoreOptions, ValueColumn, ValueKind, WindowRead,
@@ -11,6 +11,8 @@ use tessera_store::{
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
+mod common;
+
 const NOW: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const KEYS: usize = 12;
 
@@ -398,21 +400,10 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
                 for key in 0..KEYS {
                     for (i, read) in reads.iter().enumerate() {
                         let rule = &spec.rules[read.rule];
-                        let span =
-                            BucketSpan::new(rule.bucket_size_ms, rule.bucket_origin_ms).unwrap();
-                        let w = span.window(now, read.window_ms);
-                        let end = w.last_start + rule.bucket_size_ms;
-                        // Retention keeps the largest window plus one bucket, judged by
-                        // the engine clock (NOW): older buckets are never served, even to
-                        // a query at an earlier `now`.
-                        let size = rule.bucket_size_ms;
-                        let live =
-                            |t: i64| span.start_of(t) + size > NOW - rule.retention_ms - size;
+                        let (w, in_window) = common::window_rows(rule, now, read.window_ms, NOW);
                         let rows: Vec<&Row> = all
                             .iter()
-                            .filter(|r| {
-                                r.key == key && r.t >= w.first_start && r.t < end && live(r.t)
-                            })
+                            .filter(|r| r.key == key && in_window(r.t))
                             .collect();
                         let kind = rule.aggregation.kind.as_str();
                         let want = if series == "vectors" {

@@ -11,11 +11,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tessera_core::{AggValue, BucketSpan, Item};
+use tessera_core::{AggValue, Item};
 use tessera_store::{
     AggregationSpec, BucketStore, CommitMode, KeyColumn, RuleSpec, SeriesBatch, SeriesSpec,
     StoreErrorKind, StoreOptions, ValueColumn, ValueKind, WindowRead,
 };
+
+mod common;
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
@@ -529,19 +531,9 @@ fn sketch_windows_stay_within_their_bounds_after_every_batch() {
                 for (key, key_rows) in all.iter().enumerate() {
                     for (i, read) in reads.iter().enumerate() {
                         let rule = &description.rules[read.rule];
-                        let span =
-                            BucketSpan::new(rule.bucket_size_ms, rule.bucket_origin_ms).unwrap();
-                        let w = span.window(now, read.window_ms);
-                        let end = w.last_start + rule.bucket_size_ms;
                         let size = rule.bucket_size_ms;
-                        // Retention (judged by the engine clock) keeps the largest window
-                        // plus one bucket.
-                        let live =
-                            |t: i64| span.start_of(t) + size > NOW - rule.retention_ms - size;
-                        let rows: Vec<&Row> = key_rows
-                            .iter()
-                            .filter(|r| r.t >= w.first_start && r.t < end && live(r.t))
-                            .collect();
+                        let (_, in_window) = common::window_rows(rule, now, read.window_ms, NOW);
+                        let rows: Vec<&Row> = key_rows.iter().filter(|r| in_window(r.t)).collect();
                         let context = format!(
                             "batch {batch_number}, now {now}, series {}, key {key}, {:?} at \
                              bucket {size} ms, window {} ms",

@@ -20,6 +20,7 @@ import { MemorySource } from '../../sources/memory.js';
 import type { Source } from '../../sources/source.js';
 import { Tessera } from '../../tessera.js';
 import { type CliIO, type Command, UsageError } from '../command.js';
+import { seededRandom } from '../seeded-random.js';
 
 /** The demo's transactions. */
 export const DemoTransaction = features('transaction', {
@@ -73,18 +74,6 @@ const CATEGORIES = ['groceries', 'fuel', 'travel', 'dining', 'online', 'utilitie
 /** How often the live table is redrawn. */
 const REFRESH_MS = 250;
 
-/** SplitMix32-style generator, so a seed gives the same workload. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x9e3779b9) >>> 0;
-    let z = state;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return ((z ^ (z >>> 16)) >>> 0) / 4294967296;
-  };
-}
-
 /** A whole number option >= `min`. */
 function count(value: unknown, name: string, fallback: number, min: number): number {
   if (value === undefined) return fallback;
@@ -128,7 +117,7 @@ export function demoMessages(
   seed: number,
   endMs: number,
 ): { messages: Buffer[]; transactions: number; bad: number; redelivered: number } {
-  const random = seeded(seed);
+  const random = seededRandom(seed);
   const weights = Float64Array.from({ length: users }, () => 0.2 + random() * random() * 4);
   const cumulative = new Float64Array(users);
   let sum = 0;
