@@ -10,13 +10,13 @@ import { batchRows, description, HOUR, KEYS, NOW, SOURCE } from './fixtures/cras
 const dir = mkdtempSync(join(tmpdir(), 'tessera-crash-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs the ingesting child, kills it with SIGKILL `delayMs` after its first ack, and
- * returns the batches it acknowledged. */
-function ingestUntilKilled(delayMs: number): Promise<number[]> {
+/** Runs the ingesting child in `mode`, kills it with SIGKILL `delayMs` after its first
+ * ack, and returns the batches it acknowledged. */
+function ingestUntilKilled(storeDir: string, delayMs: number, mode: string[]): Promise<number[]> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [fileURLToPath(new URL('./fixtures/crash-ingester.mjs', import.meta.url)), dir],
+      [fileURLToPath(new URL('./fixtures/crash-ingester.mjs', import.meta.url)), storeDir, ...mode],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
@@ -45,6 +45,26 @@ function ingestUntilKilled(delayMs: number): Promise<number[]> {
   });
 }
 
+/** Sum and count of every key over 30 days, as stored. */
+function storedTotals(engine: BucketEngine): { sum: number[]; count: number[] } {
+  const ints = Float64Array.from({ length: KEYS }, (_, k) => k);
+  const [result] = engine.query([
+    {
+      keys: [{ ints }],
+      reads: [
+        { seriesId: 'events', rule: 0, windowMs: 30 * 24 * HOUR },
+        { seriesId: 'events', rule: 1, windowMs: 30 * 24 * HOUR },
+      ],
+      nowMs: NOW,
+    },
+  ]);
+  const got = Array.from(result?.numbers ?? []);
+  return {
+    sum: got.filter((_, i) => i % 2 === 0).map((v) => (Number.isNaN(v) ? 0 : v)),
+    count: got.filter((_, i) => i % 2 === 1).map((v) => (Number.isNaN(v) ? 0 : v)),
+  };
+}
+
 function expectedTotals(lastBatch: number): { sum: number[]; count: number[] } {
   const sum = new Array<number>(KEYS).fill(0);
   const count = new Array<number>(KEYS).fill(0);
@@ -62,7 +82,7 @@ describe('a process killed with SIGKILL while ingesting', () => {
   it('keeps every acknowledged batch exactly once and no partial batch', async () => {
     let previous = -1;
     for (let round = 0; round < 6; round++) {
-      const acked = await ingestUntilKilled(50 + Math.floor(Math.random() * 400));
+      const acked = await ingestUntilKilled(dir, 50 + Math.floor(Math.random() * 400), ['positions']);
       expect(acked.length).toBeGreaterThan(0);
       expect(acked[0]).toBe(previous + 1);
 
@@ -79,24 +99,50 @@ describe('a process killed with SIGKILL while ingesting', () => {
       // The data is exactly batches 0..=last: nothing lost, nothing doubled, no partial
       // batch (a batch touches ~300 buckets over 10 days of 50 keys).
       const { sum, count } = expectedTotals(last);
-      const ints = Float64Array.from({ length: KEYS }, (_, k) => k);
-      const [result] = engine.query([
-        {
-          keys: [{ ints }],
-          reads: [
-            { seriesId: 'events', rule: 0, windowMs: 30 * 24 * HOUR },
-            { seriesId: 'events', rule: 1, windowMs: 30 * 24 * HOUR },
-          ],
-          nowMs: NOW,
-        },
-      ]);
-      const got = result?.numbers ?? new Float64Array();
+      const stored = storedTotals(engine);
       for (let k = 0; k < KEYS; k++) {
-        expect(got[k * 2], `sum of key ${k} after round ${round}`).toBe(sum[k]);
-        expect(got[k * 2 + 1], `count of key ${k} after round ${round}`).toBe(count[k]);
+        expect(stored.sum[k], `sum of key ${k} after round ${round}`).toBe(sum[k]);
+        expect(stored.count[k], `count of key ${k} after round ${round}`).toBe(count[k]);
       }
       engine.close();
       previous = last;
+    }
+  });
+});
+
+describe('a process killed with SIGKILL while committing table files', () => {
+  it('keeps every acknowledged bulk commit exactly once and no partial one', async () => {
+    const bulkDir = mkdtempSync(join(tmpdir(), 'tessera-crash-bulk-'));
+    try {
+      let next = 0;
+      for (let round = 0; round < 4; round++) {
+        const acked = await ingestUntilKilled(bulkDir, 50 + Math.floor(Math.random() * 400), [
+          'bulk',
+          String(next),
+        ]);
+        expect(acked.length).toBeGreaterThan(0);
+        expect(acked[0]).toBe(next);
+        const lastAcked = acked[acked.length - 1] ?? -1;
+
+        // With no positions, the data itself says which batches are stored: exactly
+        // 0..=lastAcked, or one more if the child died after its commit landed but before
+        // it printed the ack. Anything else is a lost, doubled or partial commit.
+        const engine = BucketEngine.open(bulkDir, description);
+        engine.setClock(NOW);
+        const stored = storedTotals(engine);
+        engine.close();
+        const last = [lastAcked, lastAcked + 1].find((m) => {
+          const want = expectedTotals(m);
+          return (
+            want.sum.every((v, k) => v === stored.sum[k]) &&
+            want.count.every((v, k) => v === stored.count[k])
+          );
+        });
+        expect(last, `round ${round}: stored data is not batches 0..=${lastAcked} (or one more)`).toBeDefined();
+        next = (last ?? lastAcked) + 1;
+      }
+    } finally {
+      rmSync(bulkDir, { recursive: true, force: true });
     }
   });
 });

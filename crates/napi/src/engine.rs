@@ -60,6 +60,10 @@ pub struct OpenOptions {
     pub sync_commits: Option<bool>,
     /// Block cache for reads in bytes (default 128 MiB).
     pub block_cache_bytes: Option<f64>,
+    /// Commits of at least this many buckets and no source positions or dead letters
+    /// are ingested as one synced table file instead of going through the WAL and the
+    /// memtable (default 131,072).
+    pub bulk_commit_buckets: Option<f64>,
 }
 
 /// What opening found: which series of the description are new, which were kept, and
@@ -83,6 +87,8 @@ pub struct CommitReportOutput {
     pub rows: f64,
     pub buckets_written: f64,
     pub bytes_written: f64,
+    /// The commit was ingested as a table file (a bulk commit).
+    pub table_file: bool,
 }
 
 #[napi(object)]
@@ -316,6 +322,7 @@ fn commit_into(
         rows: report.rows as f64,
         buckets_written: report.buckets_written as f64,
         bytes_written: report.bytes_written as f64,
+        table_file: report.table_file,
     })
 }
 
@@ -459,6 +466,9 @@ impl NativeEngine {
                 }
                 if let Some(v) = o.block_cache_bytes {
                     store_options.block_cache_bytes = v.max(0.0) as usize;
+                }
+                if let Some(v) = o.bulk_commit_buckets {
+                    store_options.bulk_commit_buckets = v.max(0.0) as usize;
                 }
             }
             let clock = store_options.clock.clone();

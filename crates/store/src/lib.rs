@@ -2,6 +2,7 @@
 //! with source positions, window reads over many keys and rules, and retention.
 
 mod bucket_table;
+mod bulk;
 pub mod error;
 pub mod fold;
 pub mod key;

@@ -4,7 +4,8 @@
 //! - `meta`: the format version, the registered series, and source positions.
 //!
 //! Writes are blind merges: a commit writes one merge operand per touched bucket plus the
-//! source positions, in one atomic `WriteBatch`, and never reads.
+//! source positions, in one atomic `WriteBatch`, and never reads. A commit of many
+//! buckets and no positions is ingested as one table file instead (see [`crate::bulk`]).
 
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -16,13 +17,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rocksdb::compaction_filter::{CompactionFilter, Decision};
 use rocksdb::compaction_filter_factory::{CompactionFilterContext, CompactionFilterFactory};
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options, WriteBatch,
-    WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, IngestExternalFileOptions,
+    Options, WriteBatch, WriteOptions, DB,
 };
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use tessera_core::{AggState, AggValue, BucketSpan, STATE_FORMAT_VERSION};
 
+use crate::bulk::{reset_dir, BulkRecords, BulkWrite};
 use crate::error::{invalid_batch, invalid_description, StoreError, StoreErrorKind, StoreResult};
 use crate::fold::{KeyColumn, PendingDelta, SeriesBatch, NULL_CODE};
 use crate::key::{bucket_key, int_key_part, parse_bucket_key, push_int_part, push_text_part};
@@ -40,6 +42,10 @@ const NEXT_SERIES_KEY: &[u8] = b"next_series_number";
 const SERIES_PREFIX: &[u8] = b"series/";
 const POSITION_PREFIX: &[u8] = b"position/";
 const DEAD_LETTER_PREFIX: &[u8] = b"deadletter/";
+/// The directory, inside the store's, where bulk commits write their table files.
+const BULK_DIR: &str = "bulk";
+/// Block size of the bucket tables.
+pub(crate) const BLOCK_SIZE: usize = 16 << 10;
 
 /// A clock in Unix milliseconds that tests can pin. Retention is judged by it.
 #[derive(Debug, Clone)]
@@ -78,6 +84,11 @@ pub struct StoreOptions {
     pub sync_commits: bool,
     /// Block cache for reads (default 128 MiB).
     pub block_cache_bytes: usize,
+    /// A commit of at least this many buckets that carries no source positions and no
+    /// dead letters is written as one sorted table file and ingested, rather than through
+    /// the WAL and the memtable (default 131,072: a file of a few megabytes at least).
+    /// Ingestion syncs the file, so such a commit is durable whatever `sync_commits` says.
+    pub bulk_commit_buckets: usize,
     pub clock: Clock,
 }
 
@@ -87,6 +98,7 @@ impl Default for StoreOptions {
             create_if_missing: true,
             sync_commits: false,
             block_cache_bytes: 128 << 20,
+            bulk_commit_buckets: 131_072,
             clock: Clock::default(),
         }
     }
@@ -151,6 +163,8 @@ pub struct CommitReport {
     pub rows: u64,
     pub buckets_written: u64,
     pub bytes_written: u64,
+    /// Written as one ingested table file (see [`StoreOptions::bulk_commit_buckets`]).
+    pub table_file: bool,
 }
 
 /// What an ingest call folded.
@@ -212,6 +226,8 @@ pub struct BucketStore {
     series: Vec<SeriesLayout>,
     by_id: HashMap<String, usize>,
     pending: PendingDelta,
+    /// The records of a bulk commit, kept for the next one.
+    bulk: BulkRecords,
     retention: Arc<RwLock<Arc<RetentionTable>>>,
     options: StoreOptions,
 }
@@ -252,7 +268,7 @@ impl BucketStore {
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&cache);
-        table.set_block_size(16 << 10);
+        table.set_block_size(BLOCK_SIZE);
         let mut buckets = Options::default();
         buckets.set_block_based_table_factory(&table);
         buckets.set_compression_type(DBCompressionType::Lz4);
@@ -287,10 +303,12 @@ impl BucketStore {
             series: Vec::new(),
             by_id: HashMap::new(),
             pending: PendingDelta::default(),
+            bulk: BulkRecords::default(),
             retention,
             options,
         };
         store.check_format(exists)?;
+        reset_dir(&store.path.join(BULK_DIR))?;
         let report = store.register(description)?;
         Ok((store, report))
     }
@@ -516,6 +534,12 @@ impl BucketStore {
         dead_letters: &[DeadLetter],
         mode: CommitMode,
     ) -> StoreResult<CommitReport> {
+        if positions.is_empty()
+            && dead_letters.is_empty()
+            && self.pending.bucket_count() >= self.options.bulk_commit_buckets.max(1)
+        {
+            return self.commit_bulk(mode);
+        }
         // Sized for the usual record up front: growing a batch of many megabytes by
         // doubling copies it again and again.
         let mut batch = WriteBatch::with_capacity_bytes(self.pending.bucket_count() * 96 + 4096);
@@ -533,6 +557,7 @@ impl BucketStore {
             rows: self.pending.rows(),
             buckets_written: written.buckets,
             bytes_written: written.bytes,
+            table_file: false,
         };
         for position in positions {
             batch.put_cf(
@@ -561,6 +586,44 @@ impl BucketStore {
         let mut write = WriteOptions::default();
         write.set_sync(self.options.sync_commits);
         self.db.write_opt(batch, &write)?;
+        self.pending.clear();
+        Ok(report)
+    }
+
+    /// Writes the pending buckets as one table file and ingests it.
+    fn commit_bulk(&mut self, mode: CommitMode) -> StoreResult<CommitReport> {
+        let bulk = &mut self.bulk;
+        bulk.clear();
+        let written = self
+            .pending
+            .write_records(&self.series, |key, record| bulk.push(key, record));
+        let report = CommitReport {
+            rows: self.pending.rows(),
+            buckets_written: written.buckets,
+            bytes_written: written.bytes,
+            table_file: bulk.len() > 0,
+        };
+        if bulk.len() > 0 {
+            let file = self.path.join(BULK_DIR).join("commit.sst");
+            let write = match mode {
+                CommitMode::Merge => BulkWrite::Merge,
+                CommitMode::Replace => BulkWrite::Put,
+            };
+            bulk.write_table(&file, write)?;
+            let mut ingest = IngestExternalFileOptions::default();
+            ingest.set_move_files(true);
+            let buckets_cf = self
+                .db
+                .cf_handle(BUCKETS_CF)
+                .expect("buckets column family");
+            let ingested = self
+                .db
+                .ingest_external_file_cf_opts(buckets_cf, &ingest, vec![&file]);
+            // Moved files are hard links: the store has its own now.
+            let _ = std::fs::remove_file(&file);
+            ingested?;
+        }
+        bulk.clear();
         self.pending.clear();
         Ok(report)
     }

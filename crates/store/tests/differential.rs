@@ -271,9 +271,16 @@ fn close_enough(kind: &str, got: &AggValue, want: &AggValue) -> bool {
 fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
     let mut rng = TestRng(7);
     let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions::default();
+    // Commits of a few hundred buckets and more are ingested as table files, smaller ones
+    // go through the WAL and the memtable: the batches' random sizes take both paths, in
+    // any interleaving.
+    let options = StoreOptions {
+        bulk_commit_buckets: 700,
+        ..StoreOptions::default()
+    };
     options.clock.pin(Some(NOW));
     let (mut store, report) = BucketStore::open(dir.path(), description(), options).unwrap();
+    let mut table_files = 0;
     assert_eq!(report.new_series.len(), description().len());
 
     let windows = [HOUR, 3 * HOUR, DAY, 2 * DAY + 5 * HOUR, 7 * DAY];
@@ -350,7 +357,8 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
             },
         ];
         store.ingest(&batches).unwrap();
-        store.commit(&[], CommitMode::Merge).unwrap();
+        let commit = store.commit(&[], CommitMode::Merge).unwrap();
+        table_files += usize::from(commit.table_file);
         all.extend(rows);
         if batch_number % 9 == 4 {
             // Exercise the merge operator's full merge through compaction too.
@@ -430,4 +438,8 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
         }
     }
     assert!(checked > 100_000, "checked {checked} windows");
+    assert!(
+        (8..=32).contains(&table_files),
+        "{table_files} of 40 commits were table files"
+    );
 }

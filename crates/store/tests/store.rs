@@ -315,6 +315,66 @@ fn replace_commits_overwrite_and_merge_commits_add() {
 }
 
 #[test]
+fn bulk_commits_merge_replace_mix_with_batched_ones_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || StoreOptions {
+        bulk_commit_buckets: 3,
+        ..pinned()
+    };
+    let keys = [1.0, 2.0, 3.0];
+    let ts = [(NOW - 10) as f64; 3];
+    let sums = |store: &BucketStore| keys.map(|k| sum_of(store, "s", k, HOUR));
+    {
+        let (mut store, _) =
+            BucketStore::open(dir.path(), vec![sum_series("s", DAY)], options()).unwrap();
+        let commit = |store: &mut BucketStore, keys: &[f64], values: &[f64], mode| {
+            ingest(store, "s", keys, &ts[..keys.len()], values);
+            store.commit(&[], mode).unwrap().table_file
+        };
+        assert!(commit(
+            &mut store,
+            &keys,
+            &[1.0, 2.0, 3.0],
+            CommitMode::Merge
+        ));
+        assert!(!commit(&mut store, &[1.0], &[10.0], CommitMode::Merge));
+        assert!(commit(&mut store, &keys, &[100.0; 3], CommitMode::Merge));
+        assert_eq!(sums(&store), [111.0, 102.0, 103.0].map(AggValue::Number));
+        assert!(commit(
+            &mut store,
+            &keys,
+            &[5.0, 6.0, 7.0],
+            CommitMode::Replace
+        ));
+        assert!(!commit(&mut store, &[2.0], &[1.0], CommitMode::Merge));
+        assert_eq!(sums(&store), [5.0, 7.0, 7.0].map(AggValue::Number));
+        // Source positions are written with their buckets in one batch, so a commit that
+        // carries them is never a table file.
+        ingest(&mut store, "s", &keys, &ts, &[1.0; 3]);
+        let position = SourcePosition {
+            source: "topic".into(),
+            partition: 0,
+            offset: 9,
+        };
+        assert!(
+            !store
+                .commit(&[position], CommitMode::Merge)
+                .unwrap()
+                .table_file
+        );
+    }
+    // A file a killed process left before ingesting it is not part of the store.
+    std::fs::write(dir.path().join("bulk").join("commit.sst"), b"torn").unwrap();
+    let (store, _) = BucketStore::open(dir.path(), vec![sum_series("s", DAY)], options()).unwrap();
+    assert_eq!(sums(&store), [6.0, 8.0, 8.0].map(AggValue::Number));
+    assert_eq!(store.positions("topic").unwrap()[0].offset, 9);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("bulk")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
 fn selection_and_null_keys_choose_the_rows() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, _) =
