@@ -1,7 +1,7 @@
 //! Times the phases of batched ingest (fold, commit) without Node, for profiling:
 //! `cargo run --release --example ingest_profile -- <keys> <events> <hours> [<aggregation>
-//! [replace [<commit every>]]]`; the aggregation is `summary` (sum/count/mean/min/max,
-//! the default), `percentile` or `cpc`.
+//! [replace [<commit every> [<bulk commit buckets>]]]]`; the aggregation is `summary`
+//! (sum/count/mean/min/max, the default), `percentile` or `cpc`.
 
 use std::time::Instant;
 
@@ -30,6 +30,10 @@ fn main() {
     let commit_every = raw
         .get(5)
         .map_or(1_048_576, |c| c.parse().expect("commit every"));
+    let mut options = StoreOptions::default();
+    if let Some(bulk) = raw.get(6) {
+        options.bulk_commit_buckets = bulk.parse().expect("bulk commit buckets");
+    }
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut random = move || {
         state ^= state << 13;
@@ -81,7 +85,7 @@ fn main() {
         rules,
     };
     let dir = std::env::temp_dir().join(format!("tessera-profile-{}", std::process::id()));
-    let (mut store, _) = BucketStore::open(&dir, vec![series], StoreOptions::default()).unwrap();
+    let (mut store, _) = BucketStore::open(&dir, vec![series], options).unwrap();
     let (mut fold_ns, mut commit_ns, mut buckets) = (0u128, 0u128, 0u64);
     let all = Instant::now();
     let cpu_before = thread_cpu_ns();

@@ -23,8 +23,9 @@ struct Entry {
     record_len: u32,
 }
 
-/// One commit's (bucket key, record) pairs, kept between commits so that the buffers
-/// are not faulted in anew each time.
+/// One commit's (bucket key, record) pairs. The buffers are kept from one bulk commit to
+/// the next, so that tens of megabytes are not faulted in anew each time, and given back
+/// at the first commit that is not a bulk one.
 #[derive(Debug, Default)]
 pub(crate) struct BulkRecords {
     bytes: Vec<u8>,
@@ -56,6 +57,13 @@ impl BulkRecords {
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.entries.clear();
+    }
+
+    /// Gives the buffers back (when commits stopped being bulk ones).
+    pub fn release(&mut self) {
+        if self.bytes.capacity() > 0 {
+            *self = Self::default();
+        }
     }
 
     fn key(&self, entry: &Entry) -> &[u8] {

@@ -258,8 +258,7 @@ impl PendingDelta {
                             record.clear();
                             for &r in &layout.rules {
                                 slot.value
-                                    .state(&series.rules[r].aggregation)
-                                    .encode(&mut record);
+                                    .encode_state(&series.rules[r].aggregation, &mut record);
                             }
                             emit_one(series, size_ms, group_key, slot.start, &record);
                         };

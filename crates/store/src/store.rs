@@ -540,6 +540,7 @@ impl BucketStore {
         {
             return self.commit_bulk(mode);
         }
+        self.bulk.release();
         // Sized for the usual record up front: growing a batch of many megabytes by
         // doubling copies it again and again.
         let mut batch = WriteBatch::with_capacity_bytes(self.pending.bucket_count() * 96 + 4096);

@@ -33,7 +33,8 @@
 //! bytes, a bad image or argument) is a `CorruptState` error, never a panic.
 
 use super::ranked::Rank;
-use super::{AggState, Moments, RankedState, VectorState, STATE_FORMAT_VERSION};
+use super::STATE_FORMAT_VERSION;
+use super::{AggState, Aggregation, Moments, NumericSummary, RankedState, VectorState};
 use super::{MAX_RANKED_N, MAX_VECTOR_DIM};
 use crate::error::{CoreError, CoreResult};
 use crate::item::Item;
@@ -61,6 +62,40 @@ const TOP_K_WEIGHTED: u8 = 1;
 
 const ITEM_NUMBER: u8 = 0;
 const ITEM_TEXT: u8 = 1;
+
+impl NumericSummary {
+    /// Appends the encoding of `self.state(aggregation)` without building the state: the
+    /// commit of a summary layout writes one of these per rule and bucket.
+    #[inline]
+    pub fn encode_state(&self, aggregation: &Aggregation, out: &mut Vec<u8>) {
+        let header = |kind: u8| (STATE_FORMAT_VERSION << 5) | kind;
+        let or_nan = |v: f64| if self.is_empty() { f64::NAN } else { v };
+        match aggregation {
+            Aggregation::Sum => {
+                out.push(header(KIND_SUM));
+                put_f64(out, or_nan(self.sum()));
+            }
+            Aggregation::Count => {
+                out.push(header(KIND_COUNT));
+                put_varint(out, self.count());
+            }
+            Aggregation::Mean => {
+                out.push(header(KIND_MEAN));
+                put_f64(out, self.sum() + 0.0);
+                put_varint(out, self.count());
+            }
+            Aggregation::Min => {
+                out.push(header(KIND_MIN));
+                put_f64(out, or_nan(self.min()));
+            }
+            Aggregation::Max => {
+                out.push(header(KIND_MAX));
+                put_f64(out, or_nan(self.max()));
+            }
+            other => self.state(other).encode(out),
+        }
+    }
+}
 
 impl AggState {
     fn kind_code(&self) -> u8 {

@@ -74,6 +74,16 @@ impl NumericSummary {
         self.sum
     }
 
+    /// The least value (meaningless when empty).
+    pub fn min(&self) -> f64 {
+        self.min
+    }
+
+    /// The greatest value (meaningless when empty).
+    pub fn max(&self) -> f64 {
+        self.max
+    }
+
     /// The state of `aggregation` over the folded values. Aggregations the summary does
     /// not cover get their empty state.
     pub fn state(&self, aggregation: &Aggregation) -> AggState {
@@ -124,7 +134,10 @@ mod tests {
                 let (mut a, mut b) = (Vec::new(), Vec::new());
                 summary.state(kind).encode(&mut a);
                 state.encode(&mut b);
-                prop_assert_eq!(a, b, "{:?} over {:?}", kind, values);
+                prop_assert_eq!(&a, &b, "{:?} over {:?}", kind, values);
+                let mut direct = Vec::new();
+                summary.encode_state(kind, &mut direct);
+                prop_assert_eq!(&direct, &b, "encode_state of {:?} over {:?}", kind, values);
             }
             prop_assert_eq!(summary.is_empty(), states[1].is_empty());
         }
