@@ -82,7 +82,9 @@ describe('a process killed with SIGKILL while ingesting', () => {
   it('keeps every acknowledged batch exactly once and no partial batch', async () => {
     let previous = -1;
     for (let round = 0; round < 6; round++) {
-      const acked = await ingestUntilKilled(dir, 50 + Math.floor(Math.random() * 400), ['positions']);
+      const acked = await ingestUntilKilled(dir, 50 + Math.floor(Math.random() * 400), [
+        'positions',
+      ]);
       expect(acked.length).toBeGreaterThan(0);
       expect(acked[0]).toBe(previous + 1);
 
@@ -138,7 +140,10 @@ describe('a process killed with SIGKILL while committing table files', () => {
             want.count.every((v, k) => v === stored.count[k])
           );
         });
-        expect(last, `round ${round}: stored data is not batches 0..=${lastAcked} (or one more)`).toBeDefined();
+        expect(
+          last,
+          `round ${round}: stored data is not batches 0..=${lastAcked} (or one more)`,
+        ).toBeDefined();
         next = (last ?? lastAcked) + 1;
       }
     } finally {

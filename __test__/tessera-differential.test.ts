@@ -18,7 +18,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, describe, expect, it } from 'vitest';
-import { datetime, features, float, hasMany, int, string, Tessera, windowed } from '../ts/index.js';
+import {
+  datetime,
+  features,
+  float,
+  hasMany,
+  type IngestResult,
+  int,
+  string,
+  Tessera,
+  windowed,
+} from '../ts/index.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -301,22 +311,20 @@ function isoWithOffset(ms: number): string {
 
 type Format = 'rows-date' | 'rows-iso' | 'columns-typed' | 'columns-plain';
 
-function ingestBatch(tessera: Tessera, batch: Txn[], format: Format): void {
+function ingestBatch(tessera: Tessera, batch: Txn[], format: Format): IngestResult {
   switch (format) {
     case 'rows-date':
-      tessera.ingest(
+      return tessera.ingest(
         Transaction,
         batch.map((t) => ({ ...t, ts: new Date(t.ts) })),
       );
-      return;
     case 'rows-iso':
-      tessera.ingest(
+      return tessera.ingest(
         Transaction,
         batch.map((t) => ({ ...t, ts: isoWithOffset(t.ts) })),
       );
-      return;
     case 'columns-typed':
-      tessera.ingest(Transaction, {
+      return tessera.ingest(Transaction, {
         id: Float64Array.from(batch, (t) => t.id),
         user_id: Float64Array.from(batch, (t) => t.user_id ?? Number.NaN),
         bank: batch.map((t) => t.bank),
@@ -324,9 +332,8 @@ function ingestBatch(tessera: Tessera, batch: Txn[], format: Format): void {
         category: batch.map((t) => t.category),
         ts: Float64Array.from(batch, (t) => t.ts),
       });
-      return;
     case 'columns-plain':
-      tessera.ingest(Transaction, {
+      return tessera.ingest(Transaction, {
         id: batch.map((t) => t.id),
         user_id: batch.map((t) => t.user_id),
         bank: batch.map((t) => t.bank),
@@ -334,7 +341,6 @@ function ingestBatch(tessera: Tessera, batch: Txn[], format: Format): void {
         category: batch.map((t) => t.category),
         ts: batch.map((t) => t.ts),
       });
-      return;
   }
 }
 
@@ -354,7 +360,13 @@ describe('Tessera against DuckDB', () => {
   it('agrees on every window of every user after every batch', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tessera-differential-'));
     dirs.push(dir);
-    const tessera = Tessera.open({ path: dir, features: [User, Transaction] });
+    // Commits of many buckets are ingested as table files, the others go through the WAL
+    // and the memtable; at this threshold the random batch sizes take both paths.
+    const tessera = Tessera.open({
+      path: dir,
+      features: [User, Transaction],
+      bulkCommitBuckets: 120,
+    });
     // Every feature window of the plan has an oracle, and nothing else.
     expect(tessera.plan.reads.map((r) => r.canonical).sort()).toEqual(
       oracles.map((o) => o.output).sort(),
@@ -377,12 +389,14 @@ describe('Tessera against DuckDB', () => {
     let batches = 0;
     let compared = 0;
     let nonDefault = 0;
+    let tableFiles = 0;
     while (offset < arrival.length) {
       const size = 1 + Math.floor(random() * 40);
       const batch = arrival.slice(offset, offset + size);
       offset += batch.length;
       batches += 1;
-      ingestBatch(tessera, batch, formats[batches % formats.length] as Format);
+      const ingested = ingestBatch(tessera, batch, formats[batches % formats.length] as Format);
+      if (ingested.commit?.tableFile) tableFiles += 1;
 
       const appender = await db.createAppender('tx');
       for (const t of batch) {
@@ -447,6 +461,10 @@ describe('Tessera against DuckDB', () => {
       }
     }
     expect(batches).toBeGreaterThan(10);
+    expect(tableFiles, `${tableFiles} of ${batches} commits were table files`).toBeGreaterThan(
+      batches / 10,
+    );
+    expect(tableFiles).toBeLessThan(batches * 0.9);
     expect(compared).toBe(batches * USERS * oracles.length);
     // The comparison is not vacuous: most cells hold data.
     expect(nonDefault).toBeGreaterThan(compared / 2);

@@ -58,6 +58,12 @@ export interface TesseraOptions {
   readonly syncCommits?: boolean;
   /** Block cache for reads, in bytes (default 128 MiB). */
   readonly blockCacheBytes?: number;
+  /**
+   * A commit of at least this many buckets that carries no source positions is written
+   * as one table file and ingested atomically, bypassing the WAL and the memtable
+   * (default 131,072). Such a commit is durable when it returns.
+   */
+  readonly bulkCommitBuckets?: number;
 }
 
 /** Options of {@link Tessera.ingest}. */
@@ -173,6 +179,8 @@ export class Tessera {
     if (options.syncCommits !== undefined) openOptions.syncCommits = options.syncCommits;
     if (options.blockCacheBytes !== undefined)
       openOptions.blockCacheBytes = options.blockCacheBytes;
+    if (options.bulkCommitBuckets !== undefined)
+      openOptions.bulkCommitBuckets = options.bulkCommitBuckets;
     const store = BucketEngine.open(path, toStoreDescription(plan), openOptions);
     let report: TesseraOpenReport;
     try {
