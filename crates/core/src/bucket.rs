@@ -119,6 +119,42 @@ impl BucketSpan {
     }
 }
 
+/// [`BucketSpan::start_of`] for times that mostly come in order, as a batch of a stream
+/// does: the last bucket found is remembered, so a time inside it costs two comparisons
+/// instead of a division.
+#[derive(Debug, Clone, Copy)]
+pub struct StartCache {
+    span: BucketSpan,
+    /// The remembered bucket is `start..end`; empty until the first lookup.
+    start: i64,
+    end: i64,
+}
+
+impl StartCache {
+    pub fn new(span: BucketSpan) -> Self {
+        Self {
+            span,
+            start: i64::MAX,
+            end: i64::MIN,
+        }
+    }
+
+    #[inline]
+    pub fn start_of(&mut self, t_ms: i64) -> i64 {
+        if self.start <= t_ms && t_ms < self.end {
+            return self.start;
+        }
+        let start = self.span.start_of(t_ms);
+        // A bucket clamped at the i64 limits is not remembered: its true edges are
+        // outside the range.
+        if let (true, Some(end)) = (start != i64::MIN, start.checked_add(self.span.size_ms)) {
+            self.start = start;
+            self.end = end;
+        }
+        start
+    }
+}
+
 /// The range of buckets (by start time, inclusive) that a window reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowBuckets {
@@ -269,6 +305,30 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_start_cache_answers_as_start_of(
+            span in span_strategy(),
+            base in prop_oneof![
+                -4_000_000_000_000_000i64..4_000_000_000_000_000,
+                Just(i64::MIN),
+                Just(i64::MAX - 1_000_000),
+            ],
+            steps in proptest::collection::vec(-50_000i64..1_000_000, 1..60),
+        ) {
+            // Mostly increasing times with some going back, as in a stream, and the
+            // edges of each one's bucket.
+            let mut cache = StartCache::new(span);
+            let mut t = base;
+            for step in steps {
+                t = t.saturating_add(step);
+                let start = span.start_of(t);
+                let end = start.saturating_add(span.size_ms());
+                for u in [t, start.saturating_sub(1), start, end.saturating_sub(1), end, t] {
+                    prop_assert_eq!(cache.start_of(u), span.start_of(u), "t={}", u);
+                }
+            }
+        }
+
         #[test]
         fn window_covers_exactly_the_buckets_overlapping_it(
             span in span_strategy(),

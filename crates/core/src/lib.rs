@@ -11,7 +11,7 @@ pub mod message;
 pub mod sketch;
 
 pub use aggregation::{AggState, AggValue, Aggregation, NumericSummary, STATE_FORMAT_VERSION};
-pub use bucket::{BucketSpan, WindowBuckets};
+pub use bucket::{BucketSpan, StartCache, WindowBuckets};
 pub use duration::{format_duration, parse_duration, MAX_DURATION_MS};
 pub use error::{CoreError, CoreErrorKind, CoreResult};
 pub use item::Item;

@@ -3,7 +3,7 @@
 //! coalesced update per touched bucket.
 
 use rustc_hash::FxHashMap;
-use tessera_core::{AggState, Aggregation, Item, NumericSummary};
+use tessera_core::{AggState, Aggregation, Item, NumericSummary, StartCache};
 
 use crate::bucket_table::{BucketSlot, BucketTable};
 use crate::error::{invalid_batch, StoreResult};
@@ -491,13 +491,13 @@ impl PendingDelta {
         ) else {
             return false;
         };
-        let span = layout.span;
+        let mut starts = StartCache::new(layout.span);
         let ts = batch.timestamps_ms;
         let n = batch.selection.map_or(ts.len(), <[u32]>::len);
         let row_at = |i: usize| batch.selection.map_or(i, |s| s[i] as usize);
         let locate = |r: usize| {
             let k = keys[r];
-            (k as i64, span.start_of(floor_ms(ts[r])), !k.is_nan())
+            (k as i64, starts.start_of(floor_ms(ts[r])), !k.is_nan())
         };
         let folded = match (delta, batch.values) {
             (LayoutDelta::Summaries { ints, .. }, ValueColumn::Numbers(values)) => prefetched_rows(
@@ -627,7 +627,7 @@ fn floor_ms(t: f64) -> i64 {
 fn prefetched_rows<C: ?Sized>(
     n: usize,
     row_at: impl Fn(usize) -> usize,
-    locate: impl Fn(usize) -> (i64, i64, bool),
+    mut locate: impl FnMut(usize) -> (i64, i64, bool),
     context: &mut C,
     prefetch: impl Fn(&C, i64, i64),
     mut fold: impl FnMut(&mut C, usize, i64, i64),
