@@ -61,7 +61,8 @@ export interface TesseraOptions {
   /**
    * A commit of at least this many buckets that carries no source positions is written
    * as one table file and ingested atomically, bypassing the WAL and the memtable
-   * (default 131,072). Such a commit is durable when it returns.
+   * (default 131,072). Such a commit is durable when it returns, and so is every commit
+   * before it.
    */
   readonly bulkCommitBuckets?: number;
 }

@@ -87,7 +87,8 @@ pub struct StoreOptions {
     /// A commit of at least this many buckets that carries no source positions and no
     /// dead letters is written as one sorted table file and ingested, rather than through
     /// the WAL and the memtable (default 131,072: a file of a few megabytes at least).
-    /// Ingestion syncs the file, so such a commit is durable whatever `sync_commits` says.
+    /// Ingestion syncs the file, so such a commit is durable whatever `sync_commits` says,
+    /// and so are the commits before it (the WAL is synced first).
     pub bulk_commit_buckets: usize,
     pub clock: Clock,
 }
@@ -611,6 +612,11 @@ impl BucketStore {
                 CommitMode::Replace => BulkWrite::Put,
             };
             bulk.write_table(&file, write)?;
+            // Commits before this one that went through an unsynced WAL become durable
+            // first, so that a power failure cannot keep this commit and lose them.
+            if !self.options.sync_commits {
+                self.db.flush_wal(true)?;
+            }
             let mut ingest = IngestExternalFileOptions::default();
             ingest.set_move_files(true);
             let buckets_cf = self
