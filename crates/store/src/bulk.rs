@@ -14,6 +14,7 @@ use std::path::Path;
 use rocksdb::{BlockBasedOptions, DBCompressionType, Options, SstFileWriter};
 
 use crate::error::{StoreError, StoreErrorKind, StoreResult};
+use crate::store::CommitMode;
 
 /// Where a record lies in [`BulkRecords::bytes`]: its key, then its value.
 #[derive(Debug, Clone, Copy)]
@@ -30,13 +31,6 @@ struct Entry {
 pub(crate) struct BulkRecords {
     bytes: Vec<u8>,
     entries: Vec<Entry>,
-}
-
-/// Whether the file's records are merge operands or replace what the store holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BulkWrite {
-    Merge,
-    Put,
 }
 
 impl BulkRecords {
@@ -89,17 +83,18 @@ impl BulkRecords {
         }
     }
 
-    /// Writes the records, sorted, into a new table file at `path` and syncs it.
-    pub fn write_table(&mut self, path: &Path, write: BulkWrite) -> StoreResult<()> {
+    /// Writes the records, sorted, into a new table file at `path` and syncs it: merge
+    /// operands, or puts that replace what the store holds.
+    pub fn write_table(&mut self, path: &Path, mode: CommitMode) -> StoreResult<()> {
         self.sort();
         let options = table_file_options();
         let mut writer = SstFileWriter::create(&options);
         writer.open(path)?;
         for entry in &self.entries {
             let (key, record) = (self.key(entry), self.record(entry));
-            match write {
-                BulkWrite::Merge => writer.merge(key, record)?,
-                BulkWrite::Put => writer.put(key, record)?,
+            match mode {
+                CommitMode::Merge => writer.merge(key, record)?,
+                CommitMode::Replace => writer.put(key, record)?,
             }
         }
         writer.finish()?;

@@ -24,7 +24,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use tessera_core::{AggState, AggValue, BucketSpan, STATE_FORMAT_VERSION};
 
-use crate::bulk::{reset_dir, BulkRecords, BulkWrite};
+use crate::bulk::{reset_dir, BulkRecords};
 use crate::error::{invalid_batch, invalid_description, StoreError, StoreErrorKind, StoreResult};
 use crate::fold::{KeyColumn, PendingDelta, SeriesBatch, NULL_CODE};
 use crate::key::{bucket_key, int_key_part, parse_bucket_key, push_int_part, push_text_part};
@@ -607,11 +607,7 @@ impl BucketStore {
         };
         if bulk.len() > 0 {
             let file = self.path.join(BULK_DIR).join("commit.sst");
-            let write = match mode {
-                CommitMode::Merge => BulkWrite::Merge,
-                CommitMode::Replace => BulkWrite::Put,
-            };
-            bulk.write_table(&file, write)?;
+            bulk.write_table(&file, mode)?;
             // Commits before this one that went through an unsynced WAL become durable
             // first, so that a power failure cannot keep this commit and lose them.
             if !self.options.sync_commits {
