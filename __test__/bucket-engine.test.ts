@@ -60,7 +60,7 @@ describe('BucketEngine', () => {
   it('ingests columns, commits, and answers many keys and rules in one call', () => {
     const engine = open(tempDir(), description);
     const ts = new Float64Array([NOW - 1, NOW - 2 * HOUR, NOW - 3 * DAY, NOW - 5]);
-    engine.ingest([
+    engine.stage([
       {
         seriesId: 'amount_by_user',
         keys: [{ ints: new Float64Array([1, 1, 1, 2]) }],
@@ -68,7 +68,7 @@ describe('BucketEngine', () => {
         numbers: new Float64Array([10, 20, 40, Number.NaN]),
       },
     ]);
-    const committed = engine.commit();
+    const committed = engine.commitStaged();
     // Key 2's only value is null: its bucket holds nothing and is not written.
     expect(committed.bucketsWritten).toBe(3);
     const [result] = engine.query([
@@ -103,7 +103,7 @@ describe('BucketEngine', () => {
     const engine = open(tempDir(), description);
     const ts = new Float64Array([NOW - 10, NOW - 20, NOW - 30, NOW - 40]);
     const userKey = { ints: new Float64Array([7, 7, 7, 7]) };
-    await engine.ingestAndCommitAsync([
+    await engine.commitBatchesAsync([
       {
         seriesId: 'bank_by_user_bank',
         keys: [userKey, { strings: ['acme', 'zeta'], codes: new Uint32Array([0, 0, 1, 0]) }],
@@ -147,7 +147,7 @@ describe('BucketEngine', () => {
     const dir = tempDir();
     const first = open(dir, description);
     expect(first.openReport.newSeries).toHaveLength(3);
-    first.ingest([
+    first.stage([
       {
         seriesId: 'amount_by_user',
         keys: [{ ints: new Float64Array([1]) }],
@@ -155,7 +155,7 @@ describe('BucketEngine', () => {
         numbers: new Float64Array([5]),
       },
     ]);
-    first.commit([{ source: 'transactions', partition: 2, offset: 99 }]);
+    first.commitStaged({ positions: [{ source: 'transactions', partition: 2, offset: 99 }] });
     first.close();
     const kept = description.series.slice(0, 1);
     const changed: StoreDescription = {
@@ -166,6 +166,8 @@ describe('BucketEngine', () => {
       newSeries: ['new_one'],
       keptSeries: ['amount_by_user'],
       orphanedSeries: ['bank_by_user_bank', 'embedding_by_user'],
+      // This description gives no readable summaries, so the store keeps none.
+      summaries: [],
     });
     expect(second.positions('transactions')).toEqual([
       { source: 'transactions', partition: 2, offset: 99 },
@@ -184,7 +186,7 @@ describe('BucketEngine', () => {
   it('keeps dead letters atomically with the commit that consumed them', () => {
     const dir = tempDir();
     const engine = open(dir, description);
-    engine.ingestAndCommit(
+    engine.commitBatches(
       [
         {
           seriesId: 'amount_by_user',
@@ -193,8 +195,8 @@ describe('BucketEngine', () => {
           numbers: new Float64Array([5]),
         },
       ],
-      [{ source: 'transactions', partition: 0, offset: 8 }],
       {
+        positions: [{ source: 'transactions', partition: 0, offset: 8 }],
         deadLetters: [
           {
             source: 'transactions',
@@ -222,7 +224,7 @@ describe('BucketEngine', () => {
   it('raises errors with a code and a message naming what was wrong', () => {
     const engine = open(tempDir(), description);
     const bad = () =>
-      engine.ingest([
+      engine.stage([
         {
           seriesId: 'amount_by_user',
           keys: [{ ints: new Float64Array([1, 2]) }],
@@ -251,7 +253,9 @@ describe('BucketEngine', () => {
       BucketEngine.open(tempDir(), {
         series: [{ id: 's', valueKind: 'string', rules: [rule('sum')] }],
       }),
-    ).toThrow(/series 's' rule 0 \(sum\): sum needs a numeric column/);
+    ).toThrow(
+      /series 's' rule 0 \(sum\): invalid aggregation sum: it takes int, float, boolean, vector columns, but the series holds strings/,
+    );
     engine.close();
     expect(() => engine.stats()).toThrow(ClosedError);
   });
@@ -261,7 +265,7 @@ describe('BucketEngine', () => {
       series: [{ id: 's', valueKind: 'number', rules: [{ ...rule('sum'), retentionMs: DAY }] }],
     });
     const hours = 72;
-    engine.ingestAndCommit([
+    engine.commitBatches([
       {
         seriesId: 's',
         keys: [{ ints: new Float64Array(hours).fill(1) }],

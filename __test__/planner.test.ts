@@ -281,20 +281,28 @@ describe('store description', () => {
 });
 
 describe('storage estimate', () => {
-  it('uses the reference sizes per bucket', () => {
+  it('evaluates the catalog formulas: the reference figures, bounds for the rest', () => {
+    // Fixed-size states: the reference's 9 bytes.
     expect(bytesPerBucket({ kind: 'sum' }, 'number', null)).toBe(9);
-    expect(bytesPerBucket({ kind: 'count' }, 'number', null)).toBe(9);
+    expect(bytesPerBucket({ kind: 'min' }, 'number', null)).toBe(9);
+    // Varint counts: bounds (a count below 128 takes 2 bytes, the bound 11).
+    expect(bytesPerBucket({ kind: 'count' }, 'number', null)).toBe(11);
     expect(bytesPerBucket({ kind: 'mean' }, 'number', null)).toBe(18);
-    expect(bytesPerBucket({ kind: 'std' }, 'number', null)).toBe(25);
-    expect(bytesPerBucket({ kind: 'approx_count_distinct', lgK: 11 }, 'number', null)).toBe(1229);
+    expect(bytesPerBucket({ kind: 'std' }, 'number', null)).toBe(27);
+    // 128 + ceil(0.6 * 2^11).
+    expect(bytesPerBucket({ kind: 'approx_count_distinct', lgK: 11 }, 'number', null)).toBe(1357);
+    // 48 + clamp(12 * 10, 48, 3072) * (11 + 9).
     expect(bytesPerBucket({ kind: 'approx_top_k', k: 10, weighted: false }, 'number', null)).toBe(
-      656,
+      2448,
     );
+    // 43 + max(2.1 * 100, 32) * 16.
     expect(
       bytesPerBucket({ kind: 'approx_percentile', quantile: 0.5, sketchSize: 100 }, 'number', null),
-    ).toBe(3232);
-    expect(bytesPerBucket({ kind: 'max_by_n', n: 5 }, 'string', null)).toBe(125);
-    expect(bytesPerBucket({ kind: 'mean' }, 'vector', 384)).toBe(3085);
+    ).toBe(3403);
+    // 5 + 5 * (8 + 18).
+    expect(bytesPerBucket({ kind: 'max_by_n', n: 5 }, 'string', null)).toBe(135);
+    // 14 + 384 * 8.
+    expect(bytesPerBucket({ kind: 'mean' }, 'vector', 384)).toBe(3086);
   });
 
   it('multiplies by the buckets kept (retention / bucket + 1) and sums per series', () => {

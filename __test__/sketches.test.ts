@@ -111,8 +111,8 @@ describe('sketch aggregations through BucketEngine', () => {
         numbers: amounts.subarray(from, to),
       },
     ];
-    engine.ingestAndCommit(batch(0, 1_200));
-    engine.ingestAndCommit(batch(1_200, n));
+    engine.commitBatches(batch(0, 1_200));
+    engine.commitBatches(batch(1_200, n));
 
     const [result] = engine.query([
       {
@@ -171,7 +171,7 @@ describe('sketch aggregations through BucketEngine', () => {
     const codes = new Uint32Array([0, 1, 1, 2, 0xffffffff, 3, 1, 4, 0]);
     const by = new Float64Array([1.5, 2, 0.25, 9, 100, Number.NaN, 1, 0.5, 1]);
     const rows = codes.length;
-    engine.ingestAndCommit([
+    engine.commitBatches([
       {
         seriesId: 'city_by_user',
         keys: [{ strings: ['ana', 'bo'], codes: new Uint32Array(rows).fill(0) }],

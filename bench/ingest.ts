@@ -5,7 +5,8 @@
  */
 import { DOUBLE, DuckDBDataChunk, DuckDBInstance } from '@duckdb/node-api';
 import { BucketEngine } from '../ts/bucket-engine.js';
-import { native, type StoreDescription } from '../ts/native.js';
+import type { StoreDescription } from '../ts/native.js';
+import { benchFoldCeiling } from './fold-ceiling.js';
 import {
   type BenchContext,
   median,
@@ -76,14 +77,14 @@ function tesseraIngest(
   const n = stream.keys.length;
   const counts: CommitCounts = { commits: 0, tableFiles: 0 };
   const commit = () => {
-    const report = engine.commit();
+    const report = engine.commitStaged();
     counts.commits += 1;
     if (report.tableFile) counts.tableFiles += 1;
   };
   let sinceCommit = 0;
   for (let offset = 0; offset < n; offset += BATCH) {
     const end = Math.min(n, offset + BATCH);
-    engine.ingest([
+    engine.stage([
       {
         seriesId: 'txn_amount',
         keys: [{ ints: stream.keys.subarray(offset, end) }],
@@ -189,7 +190,7 @@ async function ingestScenario(
     jsMapFold(stream);
     return perSecond(events, performance.now() - started);
   });
-  const ceilingNs = native.benchFoldCeiling(
+  const ceilingNs = benchFoldCeiling(
     stream.keys,
     stream.timestampsMs,
     stream.values,

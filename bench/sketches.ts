@@ -114,7 +114,7 @@ function tesseraFold(
   let bytesWritten = 0;
   let bucketsWritten = 0;
   const commit = () => {
-    const report = engine.commit(undefined, replace ? { replace: true } : undefined);
+    const report = engine.commitStaged(replace ? { replace: true } : undefined);
     bytesWritten += report.bytesWritten;
     bucketsWritten += report.bucketsWritten;
   };
@@ -129,7 +129,7 @@ function tesseraFold(
       timestampsMs: stream.timestampsMs.subarray(offset, end),
       numbers: numbers.subarray(offset, end),
     };
-    engine.ingest([batch]);
+    engine.stage([batch]);
     sinceCommit += end - offset;
     if (sinceCommit >= commitEvery) {
       commit();
@@ -348,10 +348,10 @@ function bucketBytes(dir: string, aggregation: AggregationDescription, numbers: 
       numbers: values,
     });
     for (let offset = 0; offset < numbers.length; offset += 65_536) {
-      engine.ingest([batch(numbers.subarray(offset, offset + 65_536))]);
+      engine.stage([batch(numbers.subarray(offset, offset + 65_536))]);
     }
-    const written = engine.commit().bytesWritten;
-    const keyBytes = sum.ingestAndCommit([batch(new Float64Array([1]))]).bytesWritten - 9;
+    const written = engine.commitStaged().bytesWritten;
+    const keyBytes = sum.commitBatches([batch(new Float64Array([1]))]).bytesWritten - 9;
     return written - keyBytes;
   } finally {
     engine.close();

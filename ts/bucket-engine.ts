@@ -17,6 +17,7 @@ import {
   native,
   type OpenOptions,
   type OpenReportOutput,
+  type ResolverStateRecord,
   type SeriesBatchInput,
   type SourcePositionInput,
   type StoreDescription,
@@ -49,7 +50,7 @@ async function callAsync<T>(f: () => Promise<T>): Promise<T> {
  * const engine = BucketEngine.open('/tmp/store', { series: [{ id: 's1', valueKind: 'number',
  *   rules: [{ aggregation: { kind: 'sum' }, bucketSizeMs: 3_600_000, bucketOriginMs: 0,
  *             retentionMs: 86_400_000 }] }] });
- * engine.ingestAndCommit([{ seriesId: 's1', keys: [{ ints: new Float64Array([7]) }],
+ * engine.commitBatches([{ seriesId: 's1', keys: [{ ints: new Float64Array([7]) }],
  *   timestampsMs: new Float64Array([Date.now()]), numbers: new Float64Array([12.5]) }]);
  * const [result] = engine.query([{ keys: [{ ints: new Float64Array([7]) }],
  *   reads: [{ seriesId: 's1', rule: 0, windowMs: 86_400_000 }] }]);
@@ -68,43 +69,47 @@ export class BucketEngine {
     return this.inner.openReport;
   }
 
-  /** Folds batches in memory; nothing is written until {@link commit}. */
-  ingest(batches: SeriesBatchInput[]): IngestReportOutput {
-    return call(() => this.inner.ingest(batches));
+  /**
+   * Folds `batches` and writes them, with the options' positions, dead letters and
+   * resolver states, in one atomic write: acknowledged when it returns. Staged rows
+   * ({@link stage}) are not part of it, so a commit carries exactly the rows its
+   * positions account for.
+   */
+  commitBatches(batches: SeriesBatchInput[], options?: CommitOptions): CommitReportOutput {
+    return call(() => this.inner.commitBatches(batches, options));
   }
 
-  /** {@link ingest} off the event loop. Do not modify the arrays until it settles. */
-  ingestAsync(batches: SeriesBatchInput[]): Promise<IngestReportOutput> {
-    return callAsync(() => this.inner.ingestAsync(batches));
-  }
-
-  /** Writes all folded buckets and `positions` in one atomic write. */
-  commit(positions?: SourcePositionInput[], options?: CommitOptions): CommitReportOutput {
-    return call(() => this.inner.commit(positions, options));
-  }
-
-  commitAsync(
-    positions?: SourcePositionInput[],
+  /** {@link commitBatches} off the event loop. Do not modify the arrays until it settles. */
+  commitBatchesAsync(
+    batches: SeriesBatchInput[],
     options?: CommitOptions,
   ): Promise<CommitReportOutput> {
-    return callAsync(() => this.inner.commitAsync(positions, options));
+    return callAsync(() => this.inner.commitBatchesAsync(batches, options));
   }
 
-  /** Folds and commits in one atomic write: acknowledged when it returns. */
-  ingestAndCommit(
-    batches: SeriesBatchInput[],
-    positions?: SourcePositionInput[],
-    options?: CommitOptions,
-  ): CommitReportOutput {
-    return call(() => this.inner.ingestAndCommit(batches, positions, options));
+  /** Folds batches into the staging area; nothing is written until {@link commitStaged}. */
+  stage(batches: SeriesBatchInput[]): IngestReportOutput {
+    return call(() => this.inner.stage(batches));
   }
 
-  ingestAndCommitAsync(
-    batches: SeriesBatchInput[],
-    positions?: SourcePositionInput[],
-    options?: CommitOptions,
-  ): Promise<CommitReportOutput> {
-    return callAsync(() => this.inner.ingestAndCommitAsync(batches, positions, options));
+  /** {@link stage} off the event loop. Do not modify the arrays until it settles. */
+  stageAsync(batches: SeriesBatchInput[]): Promise<IngestReportOutput> {
+    return callAsync(() => this.inner.stageAsync(batches));
+  }
+
+  /** Writes every staged row, with the options' records, in one atomic write. */
+  commitStaged(options?: CommitOptions): CommitReportOutput {
+    return call(() => this.inner.commitStaged(options));
+  }
+
+  /** {@link commitStaged} off the event loop. */
+  commitStagedAsync(options?: CommitOptions): Promise<CommitReportOutput> {
+    return callAsync(() => this.inner.commitStagedAsync(options));
+  }
+
+  /** Drops the staged rows without writing them. */
+  discardStaged(): void {
+    call(() => this.inner.discardStaged());
   }
 
   /** Reads windows of committed data for many keys and rules in one native call. */
@@ -131,6 +136,11 @@ export class BucketEngine {
     return call(() => this.inner.positions(source));
   }
 
+  /** The state a resolver committed last (watermark, dedupe horizon), or `null`. */
+  resolverState(resolver: string): ResolverStateRecord | null {
+    return call(() => this.inner.resolverState(resolver)) ?? null;
+  }
+
   /** Kept dead letters (messages that could not be folded), in source position order. */
   deadLetters(query?: DeadLetterQuery): DeadLetterRecord[] {
     return call(() => this.inner.deadLetters(query));
@@ -139,10 +149,6 @@ export class BucketEngine {
   /** How many dead letters are kept, of one source or all. */
   deadLetterCount(source?: string): number {
     return call(() => this.inner.deadLetterCount(source));
-  }
-
-  discardPending(): void {
-    call(() => this.inner.discardPending());
   }
 
   flush(): void {

@@ -31,13 +31,6 @@
  */
 export { BucketEngine } from './bucket-engine.js';
 export * from './dsl/index.js';
-export {
-  CATALOG_FILE,
-  renderOpenReport,
-  type SeriesSummary,
-  summarize as summarizeSeries,
-  type TesseraOpenReport,
-} from './engine/catalog.js';
 export { InvalidOptionError, InvalidQueryError, InvalidRowsError } from './engine/errors.js';
 export type {
   ClassColumns,
@@ -47,6 +40,7 @@ export type {
   IngestValue,
   SeriesFed,
 } from './engine/ingest.js';
+export { renderOpenReport, type TesseraOpenReport } from './engine/open-report.js';
 export type {
   FeatureValue,
   GroupedItem,

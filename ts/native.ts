@@ -33,8 +33,10 @@ function load(): typeof Binding {
 export const native: typeof Binding = load();
 
 export type {
+  AggregationArgumentEntry,
+  AggregationCatalog,
+  AggregationCatalogEntry,
   AggregationDescription,
-  AggregationKind,
   CommitOptions,
   CommitReportOutput,
   DeadLetterQuery,
@@ -53,11 +55,16 @@ export type {
   NativeEngine,
   OpenOptions,
   OpenReportOutput,
+  PartitionOffset,
+  ReportedSeriesSummary,
+  ResolverStateRecord,
   RuleDescription,
   RuleValue,
   SeriesBatchInput,
   SeriesDescription,
+  SeriesSummaryDescription,
   SourcePositionInput,
+  StateBytesEntry,
   StoreDescription,
   StoredBucketOutput,
   ValueExplanation,

@@ -9,12 +9,6 @@ import { resolve } from 'node:path';
 import { BucketEngine } from './bucket-engine.js';
 import { DefinitionError, type Diagnostic } from './dsl/errors.js';
 import { type AnyFeatureClass, definitionOf, isFeatureClass } from './dsl/feature-class.js';
-import {
-  reconcileCatalog,
-  type SeriesSummary,
-  summarize,
-  type TesseraOpenReport,
-} from './engine/catalog.js';
 import { InvalidOptionError, InvalidRowsError } from './engine/errors.js';
 import {
   ClassIngest,
@@ -22,6 +16,7 @@ import {
   type PreparedBatch,
   type SeriesFed,
 } from './engine/ingest.js';
+import { openReport, type TesseraOpenReport } from './engine/open-report.js';
 import {
   type OutputRef,
   QueryPlanner,
@@ -37,6 +32,7 @@ import type {
   SourcePositionInput,
 } from './native.js';
 import { compile, type PlanInput } from './planner/compile.js';
+import { type SeriesSummary, summarize } from './planner/series-summary.js';
 import { toStoreDescription } from './planner/store-description.js';
 import type { Plan } from './planner/types.js';
 
@@ -86,9 +82,10 @@ export interface IngestOptions {
   readonly writes?: readonly string[];
   /**
    * Commit with the fold (default true): the batch is folded and written in one atomic
-   * write, so a later query sees it. With `false` the batch is only folded in memory
+   * write, so a later query sees it. With `false` the batch is only staged in memory
    * and the caller commits later ({@link Tessera.commit}), e.g. once per poll of a
-   * stream; queries see only committed data.
+   * stream; queries see only committed data. Staged rows are written by
+   * {@link Tessera.commit} alone, never by another ingest's or a stream runner's commit.
    */
   readonly commit?: boolean;
   /**
@@ -183,13 +180,7 @@ export class Tessera {
     if (options.bulkCommitBuckets !== undefined)
       openOptions.bulkCommitBuckets = options.bulkCommitBuckets;
     const store = BucketEngine.open(path, toStoreDescription(plan), openOptions);
-    let report: TesseraOpenReport;
-    try {
-      report = reconcileCatalog(path, plan, store.openReport);
-    } catch (error) {
-      store.close();
-      throw error;
-    }
+    const report = openReport(store.openReport);
     return new Tessera(path, plan, Object.freeze([...diagnostics]), store, report);
   }
 
@@ -262,14 +253,10 @@ export class Tessera {
   ): IngestResult {
     const prepared = this.prepareIngest(cls, rows, options);
     if (options?.commit === false) {
-      if (prepared.batches.length > 0) this.store.ingest(prepared.batches);
+      if (prepared.batches.length > 0) this.store.stage(prepared.batches);
       return { rows: prepared.rows, series: prepared.series, commit: null };
     }
-    const commit = this.store.ingestAndCommit(
-      prepared.batches,
-      options?.positions === undefined ? undefined : [...options.positions],
-      options?.replace === true ? { replace: true } : undefined,
-    );
+    const commit = this.store.commitBatches(prepared.batches, commitOptions(options));
     return { rows: prepared.rows, series: prepared.series, commit };
   }
 
@@ -285,23 +272,20 @@ export class Tessera {
   ): Promise<IngestResult> {
     const prepared = this.prepareIngest(cls, rows, options);
     if (options?.commit === false) {
-      if (prepared.batches.length > 0) await this.store.ingestAsync(prepared.batches);
+      if (prepared.batches.length > 0) await this.store.stageAsync(prepared.batches);
       return { rows: prepared.rows, series: prepared.series, commit: null };
     }
-    const commit = await this.store.ingestAndCommitAsync(
-      prepared.batches,
-      options?.positions === undefined ? undefined : [...options.positions],
-      options?.replace === true ? { replace: true } : undefined,
-    );
+    const commit = await this.store.commitBatchesAsync(prepared.batches, commitOptions(options));
     return { rows: prepared.rows, series: prepared.series, commit };
   }
 
   /**
-   * Writes everything folded since the last commit (by `ingest(..., { commit: false })`)
-   * and `positions` in one atomic write.
+   * Writes everything staged by `ingest(..., { commit: false })` since the last commit,
+   * and `positions`, in one atomic write. Staged rows are only ever written by this call:
+   * an `ingest` that commits, or a stream runner's commit, writes its own rows alone.
    */
   commit(positions?: readonly SourcePosition[], options?: CommitOptions): CommitReportOutput {
-    return this.store.commit(positions === undefined ? undefined : [...positions], options);
+    return this.store.commitStaged(stagedCommitOptions(positions, options));
   }
 
   /** {@link commit} off the event loop. */
@@ -309,12 +293,12 @@ export class Tessera {
     positions?: readonly SourcePosition[],
     options?: CommitOptions,
   ): Promise<CommitReportOutput> {
-    return this.store.commitAsync(positions === undefined ? undefined : [...positions], options);
+    return this.store.commitStagedAsync(stagedCommitOptions(positions, options));
   }
 
-  /** Drops what was folded since the last commit. */
+  /** Drops the rows staged since the last commit. */
   discardPending(): void {
-    this.store.discardPending();
+    this.store.discardStaged();
   }
 
   /** The committed positions of one source, by partition. */
@@ -369,4 +353,22 @@ export class Tessera {
   close(): void {
     this.store.close();
   }
+}
+
+/** The native commit options of an ingest that commits. */
+function commitOptions(options: IngestOptions | undefined): CommitOptions | undefined {
+  if (options?.positions === undefined && options?.replace !== true) return undefined;
+  const out: CommitOptions = {};
+  if (options.positions !== undefined) out.positions = [...options.positions];
+  if (options.replace === true) out.replace = true;
+  return out;
+}
+
+/** The native commit options of {@link Tessera.commit}. */
+function stagedCommitOptions(
+  positions: readonly SourcePosition[] | undefined,
+  options: CommitOptions | undefined,
+): CommitOptions | undefined {
+  if (positions === undefined) return options;
+  return { ...options, positions: [...positions] };
 }

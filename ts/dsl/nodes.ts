@@ -5,6 +5,7 @@
  * targets, `references(() => User.id)`, join conditions), which the planner calls once
  * every module has been evaluated.
  */
+import type { AggregationKind } from '../planner/aggregations.js';
 
 /** The type of a scalar feature column. */
 export type ScalarKind = 'int' | 'float' | 'string' | 'boolean' | 'datetime' | 'vector';
@@ -69,22 +70,8 @@ export interface AndNode {
 /** A filter or join condition. */
 export type ConditionNode = CompareNode | AndNode;
 
-/** The aggregation names of the DSL, in the engine's spelling. */
-export type AggregationKind =
-  | 'sum'
-  | 'count'
-  | 'min'
-  | 'max'
-  | 'mean'
-  | 'var'
-  | 'var_sample'
-  | 'std'
-  | 'std_sample'
-  | 'min_by_n'
-  | 'max_by_n'
-  | 'approx_count_distinct'
-  | 'approx_top_k'
-  | 'approx_percentile';
+/** The aggregation names of the DSL: the names of the aggregation catalog. */
+export type { AggregationKind };
 
 /** The aggregation step of an expression with its raw (unvalidated) arguments. */
 export interface AggregationNode {

@@ -14,6 +14,7 @@ import type {
   WindowQueryResult,
   WindowReadInput,
 } from '../native.js';
+import { type AggregationKind, isCountLike } from '../planner/aggregations.js';
 import { findRead } from '../planner/lookup.js';
 import type {
   ClassPlan,
@@ -164,6 +165,8 @@ interface ResolvedOutput {
   /** The cell's value, or `undefined` when the window held no data. */
   readonly decode: (value: number, list: ListValue | undefined) => Decoded;
   readonly fallback: FeatureValue;
+  /** The fallback is the aggregation's own value of an empty window (a count's 0). */
+  readonly zeroIsOwnValue: boolean;
   readonly grouped: boolean;
 }
 
@@ -378,6 +381,8 @@ export class QueryPlanner {
       read: { seriesId: read.series, rule: read.rule, windowMs: read.windowMs },
       decode: decoder(valueType, rule.aggregation.kind),
       fallback: fromJson(read.default, valueType),
+      // A count-like window of nothing is 0 by itself: serving that 0 is no default.
+      zeroIsOwnValue: isCountLike(rule.aggregation.kind) && read.default === 0,
       grouped,
     };
   }
@@ -394,15 +399,15 @@ function isWindowRef(value: unknown): value is WindowRef<unknown> {
 /** Turns a read's cell into a value for `type`; `undefined` means "no data". */
 function decoder(
   type: ResultType,
-  aggregation: string,
+  aggregation: AggregationKind,
 ): (value: number, list: ListValue | undefined) => Decoded {
   switch (type.kind) {
     case 'int':
     case 'float':
     case 'unknown':
-      // count of nothing is 0, which is also how "no data" reads: the default applies
-      // (0 unless the feature declares another).
-      return aggregation === 'count' || aggregation === 'approx_count_distinct'
+      // A count-like aggregation of nothing is 0, which is also how "no data" reads: the
+      // default applies (0 unless the feature declares another).
+      return isCountLike(aggregation)
         ? (v) => (Number.isNaN(v) || v === 0 ? undefined : v)
         : (v) => (Number.isNaN(v) ? undefined : v);
     case 'datetime':
@@ -668,7 +673,7 @@ function assemble<O extends readonly OutputRef[]>(
           firstBucketStartMs: first,
           lastBucketStartMs: last,
           bucketsMerged: e?.bucketsMerged ?? 0,
-          defaulted: decoded === undefined,
+          defaulted: decoded === undefined && !output.zeroIsOwnValue,
         });
       }
     }

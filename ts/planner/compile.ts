@@ -10,6 +10,7 @@ import {
 } from '../dsl/duration.js';
 import { DefinitionError, type Diagnostic } from '../dsl/errors.js';
 import type { WindowedDefinition, WindowedVersionDefinition } from '../dsl/nodes.js';
+import { isCountLike } from './aggregations.js';
 import { DiagnosticList } from './diagnostics.js';
 import { type ResolvedExpression, resolveExpression } from './expression.js';
 import { deepFreeze } from './freeze.js';
@@ -341,7 +342,7 @@ function defaultValue(
 ): JsonValue | undefined {
   if (!v.hasDefault) {
     const kind = expression?.aggregation.kind;
-    return kind === 'count' || kind === 'approx_count_distinct' ? 0 : null;
+    return kind !== undefined && isCountLike(kind) ? 0 : null;
   }
   const json = toJson(v.default);
   if (json === undefined) {

@@ -13,6 +13,7 @@ import type {
   ScalarKind,
   ScalarType,
 } from '../dsl/nodes.js';
+import { type AggregationArgument, aggregationArgument, aggregationEntry } from './aggregations.js';
 import type { DiagnosticList } from './diagnostics.js';
 import { parseBucketStart } from './materialization.js';
 import type { ResolvedClass, ResolvedRelation } from './resolve.js';
@@ -41,27 +42,10 @@ export interface ResolvedExpression {
   readonly resultType: ResultType;
 }
 
-const ALL: readonly ScalarKind[] = ['int', 'float', 'string', 'boolean', 'datetime', 'vector'];
-const ITEMS: readonly ScalarKind[] = ['int', 'float', 'string', 'boolean', 'datetime'];
-const NUMERIC: readonly ScalarKind[] = ['int', 'float'];
-
-/** Column kinds each aggregation accepts. */
-const ACCEPTS: Readonly<Record<AggregationKind, readonly ScalarKind[]>> = {
-  count: ALL,
-  sum: ['int', 'float', 'boolean', 'vector'],
-  mean: ['int', 'float', 'boolean', 'vector'],
-  min: ['int', 'float', 'datetime'],
-  max: ['int', 'float', 'datetime'],
-  var: NUMERIC,
-  var_sample: NUMERIC,
-  std: NUMERIC,
-  std_sample: NUMERIC,
-  approx_percentile: NUMERIC,
-  min_by_n: ITEMS,
-  max_by_n: ITEMS,
-  approx_count_distinct: ITEMS,
-  approx_top_k: ITEMS,
-};
+/** Column kinds `kind` aggregates, from the catalog. */
+function acceptedKinds(kind: AggregationKind): readonly ScalarKind[] {
+  return aggregationEntry(kind).accepts;
+}
 
 const FLIP: Readonly<Record<CompareOp, CompareOp>> = {
   '==': '==',
@@ -116,11 +100,11 @@ export function resolveExpression(
       `${feature}: ${kind}() needs a column; select(...) one first`,
     );
   }
-  if (projected !== null && !ACCEPTS[kind].includes(projected.type.kind)) {
+  if (projected !== null && !acceptedKinds(kind).includes(projected.type.kind)) {
     diags.error(
       feature,
       'aggregation_type_mismatch',
-      `${feature}: ${kind} cannot aggregate ${target.namespace}.${columnText(projected.column)}, which is ${typeText(projected.type)} (${kind} accepts ${ACCEPTS[kind].join(', ')})`,
+      `${feature}: ${kind} cannot aggregate ${target.namespace}.${columnText(projected.column)}, which is ${typeText(projected.type)} (${kind} accepts ${acceptedKinds(kind).join(', ')})`,
     );
   }
 
@@ -434,26 +418,32 @@ function literalFor(
   }
 }
 
-function positiveInt(
+/** An integer argument checked against its catalog range, or its default. */
+function integerArgument(
   ctx: Ctx,
   kind: string,
-  arg: string,
+  arg: AggregationArgument,
   value: unknown,
-  min: number,
-  max: number,
-  fallback?: number,
 ): number | null {
+  const fallback = 'default' in arg ? arg.default : undefined;
   if (value === undefined && fallback !== undefined) return fallback;
+  const min = 'min' in arg ? arg.min : 0;
+  const max = 'max' in arg ? arg.max : 0;
   if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max)
     return value;
   ctx.diags.error(
     ctx.feature,
     'invalid_aggregation_argument',
-    `${ctx.feature}: ${kind} ${arg} must be a whole number in [${min}, ${max}], got ${JSON.stringify(value) ?? String(value)}`,
+    `${ctx.feature}: ${kind} ${arg.option} must be a whole number in [${min}, ${max}], got ${JSON.stringify(value) ?? String(value)}`,
   );
   return null;
 }
 
+/**
+ * The aggregation's description, `by` column and `returnTotalWeight`, with every
+ * argument checked as the aggregation catalog says (its kind, range, default, and the
+ * column kinds a `by` column may have).
+ */
 function resolveAggregation(
   ctx: Ctx,
   expr: AggregateNode,
@@ -465,87 +455,82 @@ function resolveAggregation(
 } | null {
   const a = expr.aggregation;
   const { feature, target, diags } = ctx;
-  const resolveBy = (
-    required: boolean,
-    accepts: readonly ScalarKind[],
-  ): ColumnAtVersion | null | undefined => {
-    if (a.by === undefined || a.by === null) {
-      if (required) {
-        diags.error(
-          feature,
-          'invalid_aggregation_argument',
-          `${feature}: ${a.kind} needs a 'by' column`,
-        );
-        return undefined;
+  const raw = a as unknown as Readonly<Record<string, unknown>>;
+  const description: AggregationDescription = { kind: a.kind };
+  const fields = description as unknown as Record<string, unknown>;
+  let by: ColumnAtVersion | null = null;
+  let returnTotalWeight = false;
+  let ok = true;
+  for (const arg of aggregationEntry(a.kind).arguments) {
+    switch (arg.kind) {
+      case 'integer': {
+        const v = integerArgument(ctx, a.kind, arg, raw[arg.name]);
+        if (v === null) ok = false;
+        else fields[arg.name] = v;
+        break;
       }
-      return null;
-    }
-    const by = resolveColumn(ctx, a.by, `${a.kind} 'by'`);
-    if (by === null) return undefined;
-    if (!accepts.includes(by.type.kind)) {
-      diags.error(
-        feature,
-        'by_not_numeric',
-        `${feature}: ${a.kind} orders by ${target.namespace}.${columnText(by.column)}, which is ${typeText(by.type)}; 'by' must be ${accepts.join(' or ')}`,
-      );
-      return undefined;
-    }
-    return by.column;
-  };
-  switch (a.kind) {
-    case 'min_by_n':
-    case 'max_by_n': {
-      const n = positiveInt(ctx, a.kind, 'n', a.n, 1, 10_000);
-      const by = resolveBy(true, ['int', 'float', 'datetime']);
-      if (n === null || by === undefined) return null;
-      return { description: { kind: a.kind, n }, by, returnTotalWeight: false };
-    }
-    case 'approx_top_k': {
-      const k = positiveInt(ctx, a.kind, 'k', a.k, 1, 10_000);
-      const by = resolveBy(false, NUMERIC);
-      const rtw = a.returnTotalWeight;
-      if (rtw !== undefined && typeof rtw !== 'boolean') {
-        diags.error(
-          feature,
-          'invalid_aggregation_argument',
-          `${feature}: approx_top_k returnTotalWeight must be a boolean`,
-        );
-        return null;
+      case 'quantile': {
+        const q = raw[arg.name];
+        if (typeof q !== 'number' || !Number.isFinite(q) || q < 0 || q > 1) {
+          diags.error(
+            feature,
+            'invalid_aggregation_argument',
+            `${feature}: ${a.kind} ${arg.option} must be a number in [0, 1], got ${JSON.stringify(q) ?? String(q)}`,
+          );
+          ok = false;
+        } else fields[arg.name] = q;
+        break;
       }
-      if (k === null || by === undefined) return null;
-      return {
-        description: { kind: a.kind, k, weighted: by !== null },
-        by,
-        returnTotalWeight: rtw === true,
-      };
-    }
-    case 'approx_percentile': {
-      const q = a.quantile;
-      const size = positiveInt(ctx, a.kind, 'size', a.sketchSize, 10, 10_000, 100);
-      if (typeof q !== 'number' || !Number.isFinite(q) || q < 0 || q > 1) {
-        diags.error(
-          feature,
-          'invalid_aggregation_argument',
-          `${feature}: approx_percentile quantile must be a number in [0, 1], got ${JSON.stringify(q) ?? String(q)}`,
-        );
-        return null;
+      case 'flag': {
+        const v = raw[arg.name];
+        if (v !== undefined && typeof v !== 'boolean') {
+          diags.error(
+            feature,
+            'invalid_aggregation_argument',
+            `${feature}: ${a.kind} ${arg.option} must be a boolean`,
+          );
+          ok = false;
+        } else if (arg.name === 'returnTotalWeight') returnTotalWeight = v === true;
+        break;
       }
-      if (size === null) return null;
-      return {
-        description: { kind: a.kind, quantile: q, sketchSize: size },
-        by: null,
-        returnTotalWeight: false,
-      };
+      case 'column': {
+        const accepts = ('accepts' in arg ? arg.accepts : []) as readonly ScalarKind[];
+        if (a.by === undefined || a.by === null) {
+          if (arg.required) {
+            diags.error(
+              feature,
+              'invalid_aggregation_argument',
+              `${feature}: ${a.kind} needs a '${arg.option}' column`,
+            );
+            ok = false;
+          }
+          break;
+        }
+        const resolved = resolveColumn(ctx, a.by, `${a.kind} '${arg.option}'`);
+        if (resolved === null) {
+          ok = false;
+          break;
+        }
+        if (!accepts.includes(resolved.type.kind)) {
+          diags.error(
+            feature,
+            'by_not_numeric',
+            `${feature}: ${a.kind} orders by ${target.namespace}.${columnText(resolved.column)}, which is ${typeText(resolved.type)}; '${arg.option}' must be ${accepts.join(' or ')}`,
+          );
+          ok = false;
+          break;
+        }
+        by = resolved.column;
+        break;
+      }
     }
-    case 'approx_count_distinct': {
-      const lgK = positiveInt(ctx, a.kind, 'lgK', a.lgK, 4, 26, 11);
-      if (lgK === null) return null;
-      return { description: { kind: a.kind, lgK }, by: null, returnTotalWeight: false };
-    }
-    default:
-      if (colType === null && a.kind !== 'count') return null;
-      return { description: { kind: a.kind }, by: null, returnTotalWeight: false };
   }
+  if (!ok) return null;
+  // An optional `by` column weighs the items: the state depends on it.
+  const byArgument = aggregationArgument(a.kind, 'by');
+  if (byArgument !== undefined && !byArgument.required) description.weighted = by !== null;
+  if (colType === null && a.kind !== 'count') return null;
+  return { description, by, returnTotalWeight };
 }
 
 /** The result type of a scalar column's values. */
@@ -553,35 +538,30 @@ export function scalarResult(t: ScalarType): ResultType {
   return t.kind === 'vector' ? { kind: 'vector', dim: t.dim ?? 0 } : { kind: t.kind };
 }
 
+/** The result type of `kind` over a column of `col`, by the catalog's result rule. */
 function resultTypeOf(
   kind: AggregationKind,
   col: ScalarType | null,
   returnTotalWeight: boolean,
 ): ResultType {
-  switch (kind) {
-    case 'count':
-    case 'approx_count_distinct':
+  const like = (): ResultType => (col ? scalarResult(col) : { kind: 'unknown' });
+  switch (aggregationEntry(kind).result) {
+    case 'int':
       return { kind: 'int' };
-    case 'sum':
+    case 'float':
+      return { kind: 'float' };
+    case 'likeInput':
+      return like();
+    case 'sumOfInput':
       if (col?.kind === 'vector') return scalarResult(col);
       return { kind: col?.kind === 'float' ? 'float' : 'int' };
-    case 'mean':
+    case 'meanOfInput':
       return col?.kind === 'vector' ? scalarResult(col) : { kind: 'float' };
-    case 'min':
-    case 'max':
-      return col ? scalarResult(col) : { kind: 'unknown' };
-    case 'var':
-    case 'var_sample':
-    case 'std':
-    case 'std_sample':
-    case 'approx_percentile':
-      return { kind: 'float' };
-    case 'min_by_n':
-    case 'max_by_n':
-      return { kind: 'list', of: col ? scalarResult(col) : { kind: 'unknown' } };
-    case 'approx_top_k': {
-      const of = col ? scalarResult(col) : { kind: 'unknown' as const };
-      return returnTotalWeight ? { kind: 'weighted_list', of } : { kind: 'list', of };
-    }
+    case 'listOfInput':
+      return { kind: 'list', of: like() };
+    case 'topKOfInput':
+      return returnTotalWeight
+        ? { kind: 'weighted_list', of: like() }
+        : { kind: 'list', of: like() };
   }
 }

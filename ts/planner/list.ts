@@ -3,6 +3,7 @@
  * storage estimate, rendered from a plan.
  */
 import { formatDuration } from '../dsl/duration.js';
+import { aggregationEntry } from './aggregations.js';
 import { formatBytes, STORAGE_FORMULA } from './storage.js';
 import type { AggregationDescription, ColumnAtVersion, Plan, SeriesPlan } from './types.js';
 
@@ -33,26 +34,21 @@ function columnText(c: ColumnAtVersion): string {
   return c.version === null ? c.name : `${c.name}@${c.version}`;
 }
 
-/** `max_by_n(5) by amount`, `approx_top_k(10)`, `approx_percentile(0.9)`, `sum`. */
+/**
+ * `max_by_n(5) by amount`, `approx_top_k(10)`, `approx_percentile(0.9)`, `sum`: the
+ * catalog name, then the required arguments, then the others that differ from their
+ * catalog default (`approx_count_distinct(lgK=12)`).
+ */
 export function aggregationText(a: AggregationDescription, by: ColumnAtVersion | null): string {
-  let text: string = a.kind;
-  switch (a.kind) {
-    case 'min_by_n':
-    case 'max_by_n':
-      text = `${a.kind}(${a.n})`;
-      break;
-    case 'approx_top_k':
-      text = `${a.kind}(${a.k})`;
-      break;
-    case 'approx_percentile':
-      text = `${a.kind}(${a.quantile})`;
-      break;
-    case 'approx_count_distinct':
-      text = a.lgK === 11 ? a.kind : `${a.kind}(lgK=${a.lgK})`;
-      break;
-    default:
-      break;
+  const fields = a as unknown as Readonly<Record<string, unknown>>;
+  const parts: string[] = [];
+  for (const arg of aggregationEntry(a.kind).arguments) {
+    const v = fields[arg.name];
+    if (v === undefined || arg.kind === 'column' || arg.kind === 'flag') continue;
+    if (arg.required) parts.push(String(v));
+    else if ('default' in arg && v !== arg.default) parts.push(`${arg.option}=${String(v)}`);
   }
+  const text = parts.length === 0 ? a.kind : `${a.kind}(${parts.join(', ')})`;
   return by === null ? text : `${text} by ${columnText(by)}`;
 }
 

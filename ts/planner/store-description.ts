@@ -1,9 +1,17 @@
 /** The part of the plan the native engine receives. */
-import type { Plan, RuleDescription, SeriesDescription, StoreDescription } from './types.js';
+import { summarize } from './series-summary.js';
+import type {
+  Plan,
+  RuleDescription,
+  SeriesDescription,
+  SeriesSummaryDescription,
+  StoreDescription,
+} from './types.js';
 
 /**
  * Exactly what the native engine receives for `plan`: one entry per series with its
- * stable id, value kind and rules (rule index = position). Fresh, mutable objects with
+ * stable id, value kind, rules (rule index = position) and readable summary (kept in the
+ * store's series record). Fresh, mutable objects with
  * no extra fields, so they cross the napi boundary as-is.
  *
  * @example
@@ -19,10 +27,19 @@ export function toStoreDescription(plan: Plan): StoreDescription {
         bucketOriginMs: r.bucketOriginMs,
         retentionMs: r.retentionMs,
       }));
+      const text = summarize(s);
+      const summary: SeriesSummaryDescription = {
+        namespace: text.namespace,
+        groupKey: [...text.groupKey],
+        filters: [...text.filters],
+        aggregations: [...text.aggregations],
+        description: text.description,
+      };
+      if (text.column !== null) summary.column = text.column;
       const d: SeriesDescription =
         s.valueKind === 'vector' && s.vectorDim !== null
-          ? { id: s.id, valueKind: s.valueKind, vectorDim: s.vectorDim, rules }
-          : { id: s.id, valueKind: s.valueKind, rules };
+          ? { id: s.id, valueKind: s.valueKind, vectorDim: s.vectorDim, rules, summary }
+          : { id: s.id, valueKind: s.valueKind, rules, summary };
       return d;
     }),
   };

@@ -6,6 +6,7 @@
  * query time (which rule serves a window, the default, the result type).
  */
 import type { CompareOp, ScalarKind, ScalarType } from '../dsl/nodes.js';
+import type { AggregationKind } from './aggregations.js';
 
 // ---------------------------------------------------------------------------------------
 // What the native engine receives. The binding declares the same types; names must match.
@@ -26,6 +27,19 @@ export interface SeriesDescription {
   vectorDim?: number;
   /** Rule index = position in this array. */
   rules: RuleDescription[];
+  /** The readable summary the store keeps in the series record. */
+  summary?: SeriesSummaryDescription;
+}
+
+/** A readable description of a series (see `planner/series-summary.ts`). */
+export interface SeriesSummaryDescription {
+  namespace: string;
+  groupKey: string[];
+  /** The aggregated column (`amount`, `amount@2`); absent for a count of rows. */
+  column?: string;
+  filters: string[];
+  aggregations: string[];
+  description: string;
 }
 
 /** One (aggregation, bucket size) of a series. */
@@ -38,23 +52,13 @@ export interface RuleDescription {
   retentionMs: number;
 }
 
-/** An aggregation and the parameters its state depends on. */
+/**
+ * An aggregation and the parameters its state depends on. `kind` and the argument names
+ * are those of the aggregation catalog, which also gives each argument's range and
+ * default.
+ */
 export interface AggregationDescription {
-  kind:
-    | 'sum'
-    | 'count'
-    | 'min'
-    | 'max'
-    | 'mean'
-    | 'var'
-    | 'var_sample'
-    | 'std'
-    | 'std_sample'
-    | 'min_by_n'
-    | 'max_by_n'
-    | 'approx_count_distinct'
-    | 'approx_top_k'
-    | 'approx_percentile';
+  kind: AggregationKind;
   /** `min_by_n` / `max_by_n`. */
   n?: number;
   /** `approx_top_k`. */
@@ -63,9 +67,9 @@ export interface AggregationDescription {
   weighted?: boolean;
   /** `approx_percentile`. */
   quantile?: number;
-  /** `approx_count_distinct` (always present, default 11). */
+  /** `approx_count_distinct` (always present: the catalog's default when not given). */
   lgK?: number;
-  /** `approx_percentile` (always present, default 100). */
+  /** `approx_percentile` (always present: the catalog's default when not given). */
   sketchSize?: number;
 }
 

@@ -6,11 +6,12 @@
  * a source time (Kafka's record timestamp) within `within` of its own. Values are
  * remembered while their source time is within `within` of the newest source time seen
  * (the watermark); older ones are forgotten. Source times, unlike processing times, are
- * the same when a message is read again, which keeps the decisions the same too. Only two numbers per partition need storing, and they go into the same
- * atomic commit as the buckets (as positions of a companion source): the *horizon*, the
- * offset of the oldest message whose value may still be remembered, and the watermark.
- * After a restart the runner reads the source again from the horizon up to the stored
- * positions (messages already folded), only to remember their values, and then resumes.
+ * the same when a message is read again, which keeps the decisions the same too. What
+ * needs storing is small, and it goes into the same atomic commit as the buckets, as the
+ * resolver's state record: the watermark, and per partition the *horizon*, the offset of
+ * the oldest message whose value may still be remembered. After a restart the runner
+ * reads the source again from the horizon up to the stored positions (messages already
+ * folded), only to remember their values, and then resumes.
  */
 import type { PartitionPosition } from '../sources/source.js';
 
@@ -20,8 +21,13 @@ interface Entry {
   readonly offset: number;
 }
 
-/** The partition under which the watermark is stored. */
-export const WATERMARK_PARTITION = -1;
+/** What a restart needs to rebuild the memory: stored in the resolver's state record. */
+export interface DedupeState {
+  /** The newest source time registered (Unix ms), `null` before any. */
+  readonly watermarkMs: number | null;
+  /** Per partition, where to read again from. */
+  readonly replayFrom: readonly PartitionPosition[];
+}
 
 /** Remembered values of the dedupe field. */
 export class DedupeMemory {
@@ -76,28 +82,27 @@ export class DedupeMemory {
   }
 
   /**
-   * Where a restart must start reading each partition to remember every value still
-   * remembered: the oldest remembered offset, else the partition's next offset.
+   * What a restart needs: per partition the oldest remembered offset (else the
+   * partition's next offset), where reading again must start, and the watermark.
    */
-  horizon(next: ReadonlyMap<number, number>): PartitionPosition[] {
-    const out: PartitionPosition[] = [];
+  state(next: ReadonlyMap<number, number>): DedupeState {
+    const replayFrom: PartitionPosition[] = [];
     const partitions = new Set<number>([...next.keys(), ...this.queues.keys()]);
     for (const partition of partitions) {
       const queue = this.queues.get(partition);
       const front = queue?.entries[queue.head];
       const offset = front?.offset ?? next.get(partition);
-      if (offset !== undefined) out.push({ partition, offset });
+      if (offset !== undefined) replayFrom.push({ partition, offset });
     }
-    if (Number.isFinite(this.watermark)) {
-      out.push({ partition: WATERMARK_PARTITION, offset: Math.floor(this.watermark) });
-    }
-    return out;
+    return {
+      watermarkMs: Number.isFinite(this.watermark) ? Math.floor(this.watermark) : null,
+      replayFrom,
+    };
   }
 
   /** Restores the stored watermark before a replay. */
-  restore(stored: readonly PartitionPosition[]): void {
-    const w = stored.find((p) => p.partition === WATERMARK_PARTITION);
-    if (w !== undefined) this.watermark = w.offset;
+  restore(state: DedupeState): void {
+    if (state.watermarkMs !== null) this.watermark = state.watermarkMs;
   }
 }
 

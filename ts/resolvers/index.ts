@@ -3,10 +3,9 @@
  * once, with bad messages kept as dead letters.
  */
 export { type BadMessage, BoundResolver, ColumnBatch } from './decode.js';
-export { DedupeMemory, dedupeKey } from './dedupe.js';
+export { DedupeMemory, type DedupeState, dedupeKey } from './dedupe.js';
 export {
   type BatchReport,
-  DEDUPE_SOURCE_SUFFIX,
   type StreamMetrics,
   StreamRunner,
   type StreamRunnerOptions,

@@ -10,11 +10,17 @@
  * for lag monitoring only. Decoding the next batch overlaps the write of the previous one.
  */
 import { ClassIngest } from '../engine/ingest.js';
-import type { DeadLetterRecord, SourcePositionInput } from '../native.js';
+import type {
+  CommitOptions,
+  DeadLetterRecord,
+  ResolverStateRecord,
+  SeriesBatchInput,
+  SourcePositionInput,
+} from '../native.js';
 import type { PartitionLag, PartitionPosition, SourceMessage } from '../sources/source.js';
 import type { Tessera } from '../tessera.js';
 import { BoundResolver, type ColumnBatch } from './decode.js';
-import { DedupeMemory, dedupeKey } from './dedupe.js';
+import { DedupeMemory, type DedupeState, dedupeKey } from './dedupe.js';
 import type { StreamResolver } from './stream-resolver.js';
 
 /** Options of {@link StreamRunner}. */
@@ -78,31 +84,13 @@ interface DecodedBatch {
   readonly ranges: { raw: SourceMessage; start: number; end: number }[];
   readonly deadLetters: DeadLetterRecord[];
   readonly positions: SourcePositionInput[];
+  /** The resolver's state as of the end of the batch (dedupe horizon, watermark). */
+  readonly resolverStates: ResolverStateRecord[];
   readonly messages: number;
   readonly lateDropped: number;
   readonly duplicatesSkipped: number;
   readonly replayed: number;
 }
-
-/**
- * One write at a time per store: the native ingest-and-commit folds into the store's
- * shared pending state and then commits all of it, so two concurrent calls could commit
- * one batch's rows with the other's positions. Runners on one store take turns.
- */
-const storeTurns = new WeakMap<object, Promise<unknown>>();
-
-function inTurn<T>(store: object, write: () => Promise<T>): Promise<T> {
-  const previous = storeTurns.get(store) ?? Promise.resolve();
-  const next = previous.then(write, write);
-  storeTurns.set(
-    store,
-    next.catch(() => undefined),
-  );
-  return next;
-}
-
-/** Suffix of the companion source that stores the dedupe horizon and watermark. */
-export const DEDUPE_SOURCE_SUFFIX = ':dedupe';
 
 /**
  * Runs a stream resolver.
@@ -219,12 +207,15 @@ export class StreamRunner {
     this.next.clear();
     for (const [p, o] of this.stored) this.next.set(p, o);
     const start = new Map(this.stored);
-    if (this.dedupe !== null) {
+    const state = this.tessera.engine.resolverState(this.name);
+    if (this.dedupe !== null && state !== null) {
       // Read again from the dedupe horizon: the values of messages already folded.
-      const horizon = this.tessera.positions(`${this.name}${DEDUPE_SOURCE_SUFFIX}`);
-      this.dedupe.restore(horizon);
-      for (const { partition, offset } of horizon) {
-        if (partition < 0) continue;
+      const dedupe: DedupeState = {
+        watermarkMs: state.watermarkMs ?? null,
+        replayFrom: state.replayFrom,
+      };
+      this.dedupe.restore(dedupe);
+      for (const { partition, offset } of dedupe.replayFrom) {
         const s = start.get(partition);
         if (s !== undefined && offset < s) start.set(partition, offset);
       }
@@ -356,17 +347,22 @@ export class StreamRunner {
       const offset = this.next.get(partition);
       if (offset !== undefined) positions.push({ source: this.name, partition, offset });
     }
+    const resolverStates: ResolverStateRecord[] = [];
     if (dedupe !== null && positions.length > 0) {
       dedupe.evict();
-      for (const p of dedupe.horizon(this.next)) {
-        positions.push({ source: `${this.name}${DEDUPE_SOURCE_SUFFIX}`, ...p });
-      }
+      const state = dedupe.state(this.next);
+      resolverStates.push({
+        resolver: this.name,
+        replayFrom: [...state.replayFrom],
+        ...(state.watermarkMs === null ? {} : { watermarkMs: state.watermarkMs }),
+      });
     }
     return {
       batch,
       ranges,
       deadLetters,
       positions,
+      resolverStates,
       messages: consumed,
       lateDropped,
       duplicatesSkipped,
@@ -382,45 +378,39 @@ export class StreamRunner {
     let accepted = d.ranges.length;
     const deadLetters = d.deadLetters;
     if (d.positions.length > 0) {
-      const options = deadLetters.length > 0 ? { deadLetters } : undefined;
-      let prepared: ReturnType<ClassIngest['prepare']> | undefined;
+      let batches: SeriesBatchInput[];
       try {
-        prepared = this.ingest.prepare(d.batch.columns(), writes);
+        batches = this.ingest.prepare(d.batch.columns(), writes).batches;
       } catch {
-        prepared = undefined;
-      }
-      if (prepared !== undefined) {
-        const batches = prepared.batches;
-        await inTurn(engine, () => engine.ingestAndCommitAsync(batches, d.positions, options));
-      } else {
-        // A row the checks let through was refused: fold message by message (still one
+        // A row the checks let through was refused: prepare message by message (still one
         // atomic commit), and keep the refused messages as dead letters.
         rows = 0;
         accepted = 0;
+        batches = [];
         const columns = d.batch.columns();
-        await inTurn(engine, () => {
-          for (const { raw, start, end } of d.ranges) {
-            try {
-              const one = this.ingest.prepare(sliceColumns(columns, start, end), writes);
-              engine.ingest(one.batches);
-              rows += end - start;
-              accepted += 1;
-            } catch (e) {
-              deadLetters.push(
-                this.bound.deadLetter(
-                  raw,
-                  { reason: `refused by ingest: ${e instanceof Error ? e.message : String(e)}` },
-                  this.clock(),
-                ),
-              );
-            }
+        for (const { raw, start, end } of d.ranges) {
+          try {
+            const one = this.ingest.prepare(sliceColumns(columns, start, end), writes);
+            batches.push(...one.batches);
+            rows += end - start;
+            accepted += 1;
+          } catch (e) {
+            deadLetters.push(
+              this.bound.deadLetter(
+                raw,
+                { reason: `refused by ingest: ${e instanceof Error ? e.message : String(e)}` },
+                this.clock(),
+              ),
+            );
           }
-          return engine.commitAsync(
-            d.positions,
-            deadLetters.length > 0 ? { deadLetters } : undefined,
-          );
-        });
+        }
       }
+      const options: CommitOptions = { positions: d.positions };
+      if (deadLetters.length > 0) options.deadLetters = deadLetters;
+      if (d.resolverStates.length > 0) options.resolverStates = d.resolverStates;
+      // One native call: these batches, their positions, dead letters and the resolver's
+      // state in one atomic write, whatever else is staged or committing on this store.
+      await engine.commitBatchesAsync(batches, options);
       this.lastCommitAtMs = Date.now();
       const sourcePositions = d.positions
         .filter((p) => p.source === this.name)

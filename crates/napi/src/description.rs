@@ -2,7 +2,9 @@
 //! what the TypeScript planner produces and the engine receives.
 
 use napi_derive::napi;
-use tessera_store::{AggregationSpec, RuleSpec, SeriesSpec, ValueKind as StoreValueKind};
+use tessera_store::{
+    AggregationSpec, RuleSpec, SeriesSpec, SeriesSummary, ValueKind as StoreValueKind,
+};
 
 use crate::error::js_error;
 
@@ -18,67 +20,12 @@ pub enum ValueKind {
     Vector,
 }
 
-/// The aggregations a rule can compute (semantics section 4). `sum` and `mean` over a
-/// vector series are the element-wise vector aggregations.
-#[napi(string_enum)]
-#[derive(Debug, PartialEq, Eq)]
-pub enum AggregationKind {
-    #[napi(value = "sum")]
-    Sum,
-    #[napi(value = "count")]
-    Count,
-    #[napi(value = "min")]
-    Min,
-    #[napi(value = "max")]
-    Max,
-    #[napi(value = "mean")]
-    Mean,
-    #[napi(value = "var")]
-    Var,
-    #[napi(value = "var_sample")]
-    VarSample,
-    #[napi(value = "std")]
-    Std,
-    #[napi(value = "std_sample")]
-    StdSample,
-    #[napi(value = "min_by_n")]
-    MinByN,
-    #[napi(value = "max_by_n")]
-    MaxByN,
-    #[napi(value = "approx_count_distinct")]
-    ApproxCountDistinct,
-    #[napi(value = "approx_top_k")]
-    ApproxTopK,
-    #[napi(value = "approx_percentile")]
-    ApproxPercentile,
-}
-
-impl AggregationKind {
-    fn name(&self) -> &'static str {
-        match self {
-            Self::Sum => "sum",
-            Self::Count => "count",
-            Self::Min => "min",
-            Self::Max => "max",
-            Self::Mean => "mean",
-            Self::Var => "var",
-            Self::VarSample => "var_sample",
-            Self::Std => "std",
-            Self::StdSample => "std_sample",
-            Self::MinByN => "min_by_n",
-            Self::MaxByN => "max_by_n",
-            Self::ApproxCountDistinct => "approx_count_distinct",
-            Self::ApproxTopK => "approx_top_k",
-            Self::ApproxPercentile => "approx_percentile",
-        }
-    }
-}
-
 /// One aggregation with its arguments.
 #[napi(object)]
 #[derive(Debug)]
 pub struct AggregationDescription {
-    pub kind: AggregationKind,
+    /// A name of the aggregation catalog (`aggregationCatalog()`): `sum`, `var_sample`, ...
+    pub kind: String,
     /// min_by_n / max_by_n: how many values to keep.
     pub n: Option<u32>,
     /// approx_top_k: how many items to return.
@@ -116,6 +63,53 @@ pub struct SeriesDescription {
     pub vector_dim: Option<u32>,
     /// Rule index = position in this list.
     pub rules: Vec<RuleDescription>,
+    /// A readable description, kept in the store's series record so that the series can
+    /// be described after its definition is gone from the code.
+    pub summary: Option<SeriesSummaryDescription>,
+}
+
+/// A readable description of a series (what `aggregate list` and open reports print).
+#[napi(object)]
+#[derive(Debug, Clone)]
+pub struct SeriesSummaryDescription {
+    /// The aggregated feature class.
+    pub namespace: String,
+    /// Columns of the group key.
+    pub group_key: Vec<String>,
+    /// The aggregated column (`amount`, `amount@2`); absent for a count of rows.
+    pub column: Option<String>,
+    /// Ingest filters, e.g. `category in [1,2]`.
+    pub filters: Vec<String>,
+    /// One entry per rule: `sum per 1d`.
+    pub aggregations: Vec<String>,
+    /// The whole description in one line.
+    pub description: String,
+}
+
+impl From<SeriesSummaryDescription> for SeriesSummary {
+    fn from(d: SeriesSummaryDescription) -> Self {
+        SeriesSummary {
+            namespace: d.namespace,
+            group_key: d.group_key,
+            column: d.column,
+            filters: d.filters,
+            aggregations: d.aggregations,
+            description: d.description,
+        }
+    }
+}
+
+impl From<SeriesSummary> for SeriesSummaryDescription {
+    fn from(s: SeriesSummary) -> Self {
+        SeriesSummaryDescription {
+            namespace: s.namespace,
+            group_key: s.group_key,
+            column: s.column,
+            filters: s.filters,
+            aggregations: s.aggregations,
+            description: s.description,
+        }
+    }
 }
 
 /// Everything a store holds: the plan's series.
@@ -137,7 +131,7 @@ pub(crate) fn whole_ms(value: f64, what: &str, series: &str) -> napi::Result<i64
 }
 
 impl StoreDescription {
-    pub(crate) fn into_specs(self) -> napi::Result<Vec<SeriesSpec>> {
+    pub(crate) fn into_specs(self) -> napi::Result<Vec<(SeriesSpec, Option<SeriesSummary>)>> {
         self.series
             .into_iter()
             .map(|s| {
@@ -154,7 +148,7 @@ impl StoreDescription {
                             )?,
                             retention_ms: whole_ms(r.retention_ms, "retentionMs", &s.id)?,
                             aggregation: AggregationSpec {
-                                kind: r.aggregation.kind.name().to_string(),
+                                kind: r.aggregation.kind,
                                 n: r.aggregation.n,
                                 k: r.aggregation.k,
                                 weighted: r.aggregation.weighted,
@@ -165,7 +159,7 @@ impl StoreDescription {
                         })
                     })
                     .collect::<napi::Result<Vec<_>>>()?;
-                Ok(SeriesSpec {
+                let spec = SeriesSpec {
                     id: s.id,
                     value_kind: match s.value_kind {
                         ValueKind::Number => StoreValueKind::Number,
@@ -174,7 +168,8 @@ impl StoreDescription {
                     },
                     vector_dim: s.vector_dim,
                     rules,
-                })
+                };
+                Ok((spec, s.summary.map(SeriesSummary::from)))
             })
             .collect()
     }

@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use tessera_store::{
-    AggregationSpec, BucketStore, CommitMode, KeyColumn, RuleSpec, SeriesBatch, SeriesSpec,
-    StoreOptions, ValueColumn, ValueKind,
+    AggregationSpec, BucketStore, CommitMode, CommitRecords, KeyColumn, RuleSpec, SeriesBatch,
+    SeriesSpec, StoreOptions, ValueColumn, ValueKind,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -94,7 +94,7 @@ fn main() {
         let end = (offset + 4096).min(events);
         let t = Instant::now();
         store
-            .ingest(&[SeriesBatch {
+            .stage(&[SeriesBatch {
                 series_id: "txn",
                 keys: vec![KeyColumn::Ints(&key_col[offset..end])],
                 timestamps_ms: &ts[offset..end],
@@ -107,7 +107,7 @@ fn main() {
         since += end - offset;
         if since >= commit_every || end == events {
             let t = Instant::now();
-            let report = store.commit(&[], mode).unwrap();
+            let report = store.commit_staged(CommitRecords::default(), mode).unwrap();
             commit_ns += t.elapsed().as_nanos();
             buckets += report.buckets_written;
             since = 0;

@@ -14,7 +14,7 @@ use std::path::Path;
 use rocksdb::{BlockBasedOptions, DBCompressionType, Options, SstFileWriter};
 
 use crate::error::{StoreError, StoreErrorKind, StoreResult};
-use crate::store::CommitMode;
+use crate::options::{CommitMode, BLOCK_SIZE};
 
 /// Where a record lies in [`BulkRecords::bytes`]: its key, then its value.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +107,7 @@ impl BulkRecords {
 /// first compaction that takes it, off the committing thread.
 fn table_file_options() -> Options {
     let mut table = BlockBasedOptions::default();
-    table.set_block_size(crate::store::BLOCK_SIZE);
+    table.set_block_size(BLOCK_SIZE);
     let mut options = Options::default();
     options.set_block_based_table_factory(&table);
     options.set_compression_type(DBCompressionType::None);

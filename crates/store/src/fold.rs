@@ -8,7 +8,8 @@ use tessera_core::{AggState, Aggregation, Item, NumericSummary, StartCache};
 use crate::bucket_table::{BucketSlot, BucketTable};
 use crate::error::{invalid_batch, StoreResult};
 use crate::key::{bucket_key, int_key_part, push_int_part, push_text_part};
-use crate::layout::{RuleInput, SeriesLayout, ValueKind};
+use crate::layout::{SeriesLayout, ValueKind};
+use tessera_core::aggregation::FoldInput;
 use tessera_core::hint::prefetch;
 
 /// The string-column code that stands for null.
@@ -139,7 +140,7 @@ impl LayoutDelta {
         let summarised = series.spec.value_kind == ValueKind::Number
             && layout.rules.iter().all(|&r| {
                 let rule = &series.rules[r];
-                rule.input == RuleInput::Number && NumericSummary::covers(&rule.aggregation)
+                rule.input == FoldInput::Number && NumericSummary::covers(&rule.aggregation)
             });
         if summarised {
             Self::Summaries {
@@ -692,7 +693,7 @@ fn check_codes(id: &str, what: &str, dict_len: usize, codes: &[u32]) -> StoreRes
 #[inline]
 fn fold_value(
     state: &mut AggState,
-    input: RuleInput,
+    input: FoldInput,
     aggregation: &Aggregation,
     batch: &SeriesBatch<'_>,
     row: usize,
@@ -700,8 +701,8 @@ fn fold_value(
 ) {
     let by = || batch.by.map_or(f64::NAN, |b| b[row]);
     match (input, batch.values) {
-        (RuleInput::Number, ValueColumn::Numbers(v)) => state.update_number(v[row]),
-        (RuleInput::Item, ValueColumn::Strings { dict, codes }) => {
+        (FoldInput::Number, ValueColumn::Numbers(v)) => state.update_number(v[row]),
+        (FoldInput::Item, ValueColumn::Strings { dict, codes }) => {
             let code = codes[row];
             if code == NULL_CODE {
                 return;
@@ -714,13 +715,13 @@ fn fold_value(
                 let _ = state.update_text(&dict[code as usize]);
             }
         }
-        (RuleInput::Item, ValueColumn::Numbers(v)) => {
+        (FoldInput::Item, ValueColumn::Numbers(v)) => {
             let _ = state.update_item(&Item::Number(v[row]));
         }
-        (RuleInput::Weighted, ValueColumn::Numbers(v)) => {
+        (FoldInput::Weighted, ValueColumn::Numbers(v)) => {
             let _ = state.update_weighted(Item::Number(v[row]), by());
         }
-        (RuleInput::Weighted, ValueColumn::Strings { dict, codes }) => {
+        (FoldInput::Weighted, ValueColumn::Strings { dict, codes }) => {
             let code = codes[row];
             let weight = by();
             // Skipped rows (null value, null or non-positive weight) copy no string.
@@ -728,16 +729,16 @@ fn fold_value(
                 let _ = state.update_weighted(Item::Text(dict[code as usize].clone()), weight);
             }
         }
-        (RuleInput::Ranked, ValueColumn::Numbers(v)) if v[row].is_finite() => {
+        (FoldInput::Ranked, ValueColumn::Numbers(v)) if v[row].is_finite() => {
             state.update_ranked(by(), Item::Number(v[row]));
         }
-        (RuleInput::Ranked, ValueColumn::Strings { dict, codes }) => {
+        (FoldInput::Ranked, ValueColumn::Strings { dict, codes }) => {
             let code = codes[row];
             if code != NULL_CODE {
                 state.update_ranked(by(), Item::Text(dict[code as usize].clone()));
             }
         }
-        (RuleInput::Vector, ValueColumn::Vectors(flat)) => {
+        (FoldInput::Vector, ValueColumn::Vectors(flat)) => {
             let vector = &flat[row * dim..(row + 1) * dim];
             if matches!(aggregation, Aggregation::Count) {
                 if vector.iter().all(|x| x.is_finite()) {

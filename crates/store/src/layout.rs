@@ -4,7 +4,7 @@
 //! commit writes one RocksDB entry per touched (series, key, layout, bucket).
 
 use serde::{Deserialize, Serialize};
-use tessera_core::sketch::{DEFAULT_CPC_LG_K, DEFAULT_PERCENTILE_SIZE};
+use tessera_core::aggregation::{AggregationArguments, AggregationKind, FoldInput, ValueClass};
 use tessera_core::{Aggregation, BucketSpan, MAX_DURATION_MS};
 
 use crate::error::{invalid_description, StoreResult};
@@ -18,15 +18,10 @@ pub enum ValueKind {
     Vector,
 }
 
-/// One aggregation as the planner describes it. `kind` is the aggregation's name
-/// (`sum`, `var_sample`, `min_by_n`, ...); the options are its arguments:
-///
-/// | kind | arguments |
-/// |---|---|
-/// | `min_by_n`, `max_by_n` | `n` (required) |
-/// | `approx_count_distinct` | `lg_k` (default [`DEFAULT_CPC_LG_K`] = 11) |
-/// | `approx_top_k` | `k` (required), `weighted` (default false: weigh rows by `by`) |
-/// | `approx_percentile` | `quantile` (required, in [0, 1]), `sketch_size` (default [`DEFAULT_PERCENTILE_SIZE`] = 200) |
+/// One aggregation as the planner describes it and the store records it: `kind` is a
+/// name of the aggregation catalog ([`tessera_core::aggregation::CATALOG`]: `sum`,
+/// `var_sample`, `min_by_n`, ...) and the options are its arguments, whose ranges and
+/// defaults the catalog gives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct AggregationSpec {
     pub kind: String,
@@ -64,26 +59,32 @@ pub struct SeriesSpec {
     pub rules: Vec<RuleSpec>,
 }
 
-/// How a rule takes its input from a batch row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuleInput {
-    /// One number per row (sum, mean, var, percentile, count over numbers...).
-    Number,
-    /// One item per row: a number or a string (count over strings, distinct count).
-    Item,
-    /// A (by, item) pair per row (min_by_n, max_by_n).
-    Ranked,
-    /// An item with a weight from the `by` column (weighted top-k); weight 1 when unweighted.
-    Weighted,
-    /// A vector per row (vector sum / mean).
-    Vector,
+/// A readable description of a series, given by the planner and kept in the store's
+/// series record, so that a series whose definition is gone from the code can still be
+/// described (`transaction.amount by user_id: sum per 1d`). It does not take part in
+/// deciding whether a stored series matches its spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SeriesSummary {
+    /// The aggregated feature class.
+    pub namespace: String,
+    /// Columns of the group key.
+    pub group_key: Vec<String>,
+    /// The aggregated column (`amount`, `amount@2`); none for a count of rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// Ingest filters, e.g. `category in [1,2]`.
+    pub filters: Vec<String>,
+    /// One entry per rule: `sum per 1d`.
+    pub aggregations: Vec<String>,
+    /// The whole description in one line.
+    pub description: String,
 }
 
 /// A validated rule: its core aggregation and how it reads a row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub aggregation: Aggregation,
-    pub input: RuleInput,
+    pub input: FoldInput,
     /// The quantile to evaluate, for approx_percentile.
     pub quantile: Option<f64>,
     /// Whether top-k results carry their weights.
@@ -176,7 +177,7 @@ impl SeriesLayout {
         }
         let needs_by = rules
             .iter()
-            .any(|r| matches!(r.input, RuleInput::Ranked | RuleInput::Weighted));
+            .any(|r| matches!(r.input, FoldInput::Ranked | FoldInput::Weighted));
         Ok(Self {
             spec,
             number,
@@ -193,79 +194,29 @@ fn build_rule(
     kind: ValueKind,
     vector_dim: Option<u32>,
 ) -> Result<Rule, String> {
-    let numeric_only = |agg: Aggregation| -> Result<(Aggregation, RuleInput), String> {
-        match kind {
-            ValueKind::Number => Ok((agg, RuleInput::Number)),
-            ValueKind::String => Err(format!(
-                "{} needs a numeric column, but the series holds strings",
-                spec.kind
-            )),
-            ValueKind::Vector => Err(format!(
-                "{} is not defined for vectors (only sum and mean are)",
-                spec.kind
-            )),
-        }
+    let aggregation_kind = AggregationKind::from_name(&spec.kind).ok_or_else(|| {
+        format!(
+            "unknown aggregation '{}' (known: {})",
+            spec.kind,
+            AggregationKind::names()
+        )
+    })?;
+    let arguments = AggregationArguments {
+        n: spec.n,
+        k: spec.k,
+        weighted: spec.weighted,
+        quantile: spec.quantile,
+        lg_k: spec.lg_k,
+        sketch_size: spec.sketch_size,
     };
-    let n = || spec.n.ok_or_else(|| format!("{} needs n", spec.kind));
-    // The sketches take numbers and strings (approx_percentile numbers only).
-    let items_only = |what: &str| match kind {
-        ValueKind::Vector => Err(format!("{what} over vectors is not supported")),
-        _ => Ok(()),
+    let class = match kind {
+        ValueKind::Number => ValueClass::Number,
+        ValueKind::String => ValueClass::Text,
+        ValueKind::Vector => ValueClass::Vector,
     };
-    let dim = vector_dim.unwrap_or(0);
-    let (aggregation, input) = match spec.kind.as_str() {
-        "sum" if kind == ValueKind::Vector => (Aggregation::VectorSum { dim }, RuleInput::Vector),
-        "mean" if kind == ValueKind::Vector => (Aggregation::VectorMean { dim }, RuleInput::Vector),
-        "sum" => numeric_only(Aggregation::Sum)?,
-        "mean" => numeric_only(Aggregation::Mean)?,
-        "min" => numeric_only(Aggregation::Min)?,
-        "max" => numeric_only(Aggregation::Max)?,
-        "var" => numeric_only(Aggregation::Var { sample: false })?,
-        "var_sample" => numeric_only(Aggregation::Var { sample: true })?,
-        "std" => numeric_only(Aggregation::Std { sample: false })?,
-        "std_sample" => numeric_only(Aggregation::Std { sample: true })?,
-        "count" => (
-            Aggregation::Count,
-            match kind {
-                ValueKind::Number => RuleInput::Number,
-                ValueKind::String => RuleInput::Item,
-                ValueKind::Vector => RuleInput::Vector,
-            },
-        ),
-        "min_by_n" => match kind {
-            ValueKind::Vector => return Err("min_by_n over vectors is not supported".into()),
-            _ => (Aggregation::MinByN { n: n()? }, RuleInput::Ranked),
-        },
-        "max_by_n" => match kind {
-            ValueKind::Vector => return Err("max_by_n over vectors is not supported".into()),
-            _ => (Aggregation::MaxByN { n: n()? }, RuleInput::Ranked),
-        },
-        "approx_count_distinct" => {
-            items_only("approx_count_distinct")?;
-            let lg_k = spec.lg_k.unwrap_or(u32::from(DEFAULT_CPC_LG_K));
-            (Aggregation::ApproxCountDistinct { lg_k }, RuleInput::Item)
-        }
-        "approx_top_k" => {
-            items_only("approx_top_k")?;
-            let k = spec.k.ok_or("approx_top_k needs k")?;
-            let weighted = spec.weighted.unwrap_or(false);
-            let input = if weighted {
-                RuleInput::Weighted
-            } else {
-                RuleInput::Item
-            };
-            (Aggregation::ApproxTopK { k, weighted }, input)
-        }
-        "approx_percentile" => {
-            let quantile = spec.quantile.ok_or("approx_percentile needs a quantile")?;
-            let size = spec
-                .sketch_size
-                .unwrap_or(u32::from(DEFAULT_PERCENTILE_SIZE));
-            numeric_only(Aggregation::ApproxPercentile { quantile, size })?
-        }
-        other => return Err(format!("unknown aggregation '{other}'")),
-    };
-    aggregation.validate().map_err(|e| e.message)?;
+    let (aggregation, input) =
+        Aggregation::resolve(aggregation_kind, &arguments, class, vector_dim.unwrap_or(0))
+            .map_err(|e| e.message)?;
     let quantile = match aggregation {
         Aggregation::ApproxPercentile { quantile, .. } => Some(quantile),
         _ => None,

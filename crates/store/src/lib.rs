@@ -1,20 +1,29 @@
 //! Tessera's RocksDB bucket store: coalesced ingest of columnar batches, atomic commits
-//! with source positions, window reads over many keys and rules, and retention.
+//! with source positions, dead letters and resolver states, window reads over many keys
+//! and rules, and retention.
 
 mod bucket_table;
 mod bulk;
+pub mod commit;
 pub mod error;
 pub mod fold;
 pub mod key;
 pub mod layout;
+pub mod meta;
+pub mod options;
+pub mod reads;
 pub mod record;
+mod retention;
+mod sources;
 pub mod store;
 
+pub use commit::{CommitRecords, CommitReport, IngestReport};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use fold::{KeyColumn, SeriesBatch, ValueColumn, NULL_CODE};
-pub use layout::{AggregationSpec, RuleSpec, SeriesLayout, SeriesSpec, ValueKind};
-pub use store::{
-    store_column_families, BucketStore, Clock, CommitMode, CommitReport, DeadLetter, Explanation,
-    IngestReport, OpenReport, SourcePosition, StoreOptions, StoredBucket, WindowAnswer, WindowRead,
-    STORE_FORMAT_VERSION,
+pub use layout::{AggregationSpec, RuleSpec, SeriesLayout, SeriesSpec, SeriesSummary, ValueKind};
+pub use meta::{
+    store_column_families, DeadLetter, ResolverState, SourcePosition, STORE_FORMAT_VERSION,
 };
+pub use options::{Clock, CommitMode, StoreOptions};
+pub use reads::{Explanation, StoredBucket, WindowAnswer, WindowRead};
+pub use store::{BucketStore, OpenReport};

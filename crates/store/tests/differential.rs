@@ -5,8 +5,8 @@
 
 use tessera_core::{AggValue, Item};
 use tessera_store::{
-    AggregationSpec, BucketStore, CommitMode, KeyColumn, RuleSpec, SeriesBatch, SeriesSpec,
-    StoreOptions, ValueColumn, ValueKind, WindowRead,
+    AggregationSpec, BucketStore, CommitMode, CommitRecords, KeyColumn, RuleSpec, SeriesBatch,
+    SeriesSpec, StoreOptions, ValueColumn, ValueKind, WindowRead,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -356,8 +356,10 @@ fn every_window_of_every_key_matches_a_recompute_after_every_batch() {
                 selection: None,
             },
         ];
-        store.ingest(&batches).unwrap();
-        let commit = store.commit(&[], CommitMode::Merge).unwrap();
+        store.stage(&batches).unwrap();
+        let commit = store
+            .commit_staged(CommitRecords::default(), CommitMode::Merge)
+            .unwrap();
         table_files += usize::from(commit.table_file);
         all.extend(rows);
         if batch_number % 9 == 4 {

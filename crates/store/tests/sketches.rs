@@ -13,8 +13,8 @@ use std::collections::{HashMap, HashSet};
 
 use tessera_core::{AggValue, Item};
 use tessera_store::{
-    AggregationSpec, BucketStore, CommitMode, KeyColumn, RuleSpec, SeriesBatch, SeriesSpec,
-    StoreErrorKind, StoreOptions, ValueColumn, ValueKind, WindowRead,
+    AggregationSpec, BucketStore, CommitMode, CommitRecords, KeyColumn, RuleSpec, SeriesBatch,
+    SeriesSpec, StoreErrorKind, StoreOptions, ValueColumn, ValueKind, WindowRead,
 };
 
 mod common;
@@ -318,7 +318,7 @@ fn ingest(store: &mut BucketStore, rows: &[Row]) {
     let string_keys: Vec<String> = (0..KEYS).map(|k| format!("user-{k}")).collect();
     let string_key_codes: Vec<u32> = rows.iter().map(|r| r.key as u32).collect();
     store
-        .ingest(&[
+        .stage(&[
             SeriesBatch {
                 series_id: "ids",
                 keys: vec![KeyColumn::Ints(&keys)],
@@ -490,7 +490,9 @@ fn sketch_windows_stay_within_their_bounds_after_every_batch() {
         let size = 1 + rng.below(1500) as usize;
         let rows = random_rows(&mut rng, &zipf, size);
         ingest(&mut store, &rows);
-        store.commit(&[], CommitMode::Merge).unwrap();
+        store
+            .commit_staged(CommitRecords::default(), CommitMode::Merge)
+            .unwrap();
         for row in rows {
             all[row.key].push(row);
         }
@@ -603,7 +605,7 @@ fn retention_and_compaction_drop_old_sketch_buckets() {
     let values: Vec<f64> = (0..48).map(f64::from).collect();
     let keys = vec![1.0; 48];
     store
-        .ingest(&[SeriesBatch {
+        .stage(&[SeriesBatch {
             series_id: "ids",
             keys: vec![KeyColumn::Ints(&keys)],
             timestamps_ms: &ts,
@@ -612,7 +614,9 @@ fn retention_and_compaction_drop_old_sketch_buckets() {
             selection: None,
         }])
         .unwrap();
-    store.commit(&[], CommitMode::Merge).unwrap();
+    store
+        .commit_staged(CommitRecords::default(), CommitMode::Merge)
+        .unwrap();
     let read = |store: &BucketStore| {
         let reads: Vec<WindowRead> = (0..3)
             .map(|rule| WindowRead {
@@ -732,7 +736,7 @@ fn bad_sketch_arguments_are_rejected_naming_series_and_rule() {
     )
     .unwrap();
     let err = store
-        .ingest(&[SeriesBatch {
+        .stage(&[SeriesBatch {
             series_id: "w",
             keys: vec![KeyColumn::Ints(&[1.0])],
             timestamps_ms: &[NOW as f64],
@@ -991,14 +995,16 @@ impl Columns {
         };
         let [ids, items, weights, smooth, atoms] = &self.values;
         store
-            .ingest(&[
+            .stage(&[
                 batch("ids", ids, None),
                 batch("items", items, Some(weights)),
                 batch("smooth", smooth, None),
                 batch("atoms", atoms, None),
             ])
             .unwrap();
-        store.commit(&[], CommitMode::Merge).unwrap();
+        store
+            .commit_staged(CommitRecords::default(), CommitMode::Merge)
+            .unwrap();
         self.keys.clear();
         self.ts.clear();
         self.values.iter_mut().for_each(Vec::clear);

@@ -3,8 +3,9 @@
 
 use tessera_core::AggValue;
 use tessera_store::{
-    AggregationSpec, BucketStore, CommitMode, KeyColumn, RuleSpec, SeriesBatch, SeriesSpec,
-    SourcePosition, StoreErrorKind, StoreOptions, ValueColumn, ValueKind, WindowRead,
+    AggregationSpec, BucketStore, CommitMode, CommitRecords, KeyColumn, ResolverState, RuleSpec,
+    SeriesBatch, SeriesSpec, SeriesSummary, SourcePosition, StoreErrorKind, StoreOptions,
+    ValueColumn, ValueKind, WindowRead,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -47,7 +48,7 @@ fn pinned() -> StoreOptions {
 
 fn ingest(store: &mut BucketStore, series: &str, keys: &[f64], ts: &[f64], values: &[f64]) {
     store
-        .ingest(&[SeriesBatch {
+        .stage(&[SeriesBatch {
             series_id: series,
             keys: vec![KeyColumn::Ints(keys)],
             timestamps_ms: ts,
@@ -93,7 +94,15 @@ fn data_and_positions_survive_reopen() {
             partition: 3,
             offset: 41,
         };
-        store.commit(&[position], CommitMode::Merge).unwrap();
+        store
+            .commit_staged(
+                CommitRecords {
+                    positions: &[position],
+                    ..Default::default()
+                },
+                CommitMode::Merge,
+            )
+            .unwrap();
     }
     let (store, report) =
         BucketStore::open(dir.path(), vec![sum_series("s", 7 * DAY)], pinned()).unwrap();
@@ -118,7 +127,7 @@ fn uncommitted_folds_are_not_visible_and_not_durable() {
             BucketStore::open(dir.path(), vec![sum_series("s", DAY)], pinned()).unwrap();
         ingest(&mut store, "s", &[1.0], &[(NOW - 10) as f64], &[2.0]);
         assert_eq!(sum_of(&store, "s", 1.0, DAY), AggValue::Null);
-        assert_eq!(store.pending(), (1, 1));
+        assert_eq!(store.staged(), (1, 1));
     }
     let (store, _) = BucketStore::open(dir.path(), vec![sum_series("s", DAY)], pinned()).unwrap();
     assert_eq!(sum_of(&store, "s", 1.0, DAY), AggValue::Null);
@@ -208,7 +217,9 @@ fn stale_buckets_are_never_served_and_compaction_removes_them() {
     // 48 hourly buckets of one key, the oldest 47 hours back.
     let ts: Vec<f64> = (0..48).map(|h| (NOW - h * HOUR) as f64).collect();
     ingest(&mut store, "s", &[1.0; 48], &ts, &[1.0; 48]);
-    store.commit(&[], CommitMode::Merge).unwrap();
+    store
+        .commit_staged(CommitRecords::default(), CommitMode::Merge)
+        .unwrap();
     assert_eq!(store.bucket_entries(true).unwrap(), 48);
 
     // Retention keeps the largest window (1d) plus one bucket. A 2-day window asked at
@@ -246,7 +257,7 @@ fn a_bad_batch_is_rejected_whole() {
     let good_ts = [(NOW - 5) as f64];
     let bad_ts = [f64::NAN];
     let err = store
-        .ingest(&[
+        .stage(&[
             SeriesBatch {
                 series_id: "a",
                 keys: vec![KeyColumn::Ints(&[1.0])],
@@ -271,10 +282,10 @@ fn a_bad_batch_is_rejected_whole() {
         "{}",
         err.message
     );
-    assert_eq!(store.pending(), (0, 0), "nothing of the call was folded");
+    assert_eq!(store.staged(), (0, 0), "nothing of the call was folded");
 
     let err = store
-        .ingest(&[SeriesBatch {
+        .stage(&[SeriesBatch {
             series_id: "a",
             keys: vec![KeyColumn::Ints(&[1.5])],
             timestamps_ms: &good_ts,
@@ -286,7 +297,7 @@ fn a_bad_batch_is_rejected_whole() {
     assert!(err.message.contains("not an integer"), "{}", err.message);
 
     let err = store
-        .ingest(&[SeriesBatch {
+        .stage(&[SeriesBatch {
             series_id: "zzz",
             keys: vec![KeyColumn::Ints(&[1.0])],
             timestamps_ms: &good_ts,
@@ -305,12 +316,18 @@ fn replace_commits_overwrite_and_merge_commits_add() {
         BucketStore::open(dir.path(), vec![sum_series("s", DAY)], pinned()).unwrap();
     let ts = [(NOW - 10) as f64];
     ingest(&mut store, "s", &[1.0], &ts, &[5.0]);
-    store.commit(&[], CommitMode::Merge).unwrap();
+    store
+        .commit_staged(CommitRecords::default(), CommitMode::Merge)
+        .unwrap();
     ingest(&mut store, "s", &[1.0], &ts, &[7.0]);
-    store.commit(&[], CommitMode::Merge).unwrap();
+    store
+        .commit_staged(CommitRecords::default(), CommitMode::Merge)
+        .unwrap();
     assert_eq!(sum_of(&store, "s", 1.0, HOUR), AggValue::Number(12.0));
     ingest(&mut store, "s", &[1.0], &ts, &[3.0]);
-    store.commit(&[], CommitMode::Replace).unwrap();
+    store
+        .commit_staged(CommitRecords::default(), CommitMode::Replace)
+        .unwrap();
     assert_eq!(sum_of(&store, "s", 1.0, HOUR), AggValue::Number(3.0));
 }
 
@@ -329,7 +346,10 @@ fn bulk_commits_merge_replace_mix_with_batched_ones_and_survive_reopen() {
             BucketStore::open(dir.path(), vec![sum_series("s", DAY)], options()).unwrap();
         let commit = |store: &mut BucketStore, keys: &[f64], values: &[f64], mode| {
             ingest(store, "s", keys, &ts[..keys.len()], values);
-            store.commit(&[], mode).unwrap().table_file
+            store
+                .commit_staged(CommitRecords::default(), mode)
+                .unwrap()
+                .table_file
         };
         assert!(commit(
             &mut store,
@@ -358,7 +378,13 @@ fn bulk_commits_merge_replace_mix_with_batched_ones_and_survive_reopen() {
         };
         assert!(
             !store
-                .commit(&[position], CommitMode::Merge)
+                .commit_staged(
+                    CommitRecords {
+                        positions: &[position],
+                        ..Default::default()
+                    },
+                    CommitMode::Merge,
+                )
                 .unwrap()
                 .table_file
         );
@@ -381,7 +407,7 @@ fn selection_and_null_keys_choose_the_rows() {
         BucketStore::open(dir.path(), vec![sum_series("s", DAY)], pinned()).unwrap();
     let ts = [(NOW - 10) as f64; 4];
     store
-        .ingest(&[SeriesBatch {
+        .stage(&[SeriesBatch {
             series_id: "s",
             keys: vec![KeyColumn::Ints(&[1.0, 1.0, f64::NAN, 1.0])],
             timestamps_ms: &ts,
@@ -390,7 +416,9 @@ fn selection_and_null_keys_choose_the_rows() {
             selection: Some(&[1, 2, 3]),
         }])
         .unwrap();
-    store.commit(&[], CommitMode::Merge).unwrap();
+    store
+        .commit_staged(CommitRecords::default(), CommitMode::Merge)
+        .unwrap();
     assert_eq!(sum_of(&store, "s", 1.0, HOUR), AggValue::Number(1010.0));
 }
 
@@ -411,13 +439,16 @@ fn dead_letters_are_kept_with_their_commit_and_read_back() {
             BucketStore::open(dir.path(), vec![sum_series("s", DAY)], pinned()).unwrap();
         ingest(&mut store, "s", &[1.0], &[(NOW - 1) as f64], &[2.0]);
         store
-            .commit_with_dead_letters(
-                &[SourcePosition {
-                    source: "t".into(),
-                    partition: 0,
-                    offset: 12,
-                }],
-                &[letter("t", 0, 11), letter("t", -1, 3), letter("t2", 0, 1)],
+            .commit_staged(
+                CommitRecords {
+                    positions: &[SourcePosition {
+                        source: "t".into(),
+                        partition: 0,
+                        offset: 12,
+                    }],
+                    dead_letters: &[letter("t", 0, 11), letter("t", -1, 3), letter("t2", 0, 1)],
+                    ..Default::default()
+                },
                 CommitMode::Merge,
             )
             .unwrap();
@@ -433,4 +464,120 @@ fn dead_letters_are_kept_with_their_commit_and_read_back() {
     );
     assert_eq!(store.dead_letters(None, 1).unwrap().len(), 1);
     assert_eq!(sum_of(&store, "s", 1.0, DAY), AggValue::Number(2.0));
+}
+
+#[test]
+fn a_commit_of_batches_writes_its_own_rows_and_never_the_staged_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) =
+        BucketStore::open(dir.path(), vec![sum_series("s", DAY)], pinned()).unwrap();
+    // Staged rows of key 1, then a commit of a batch of key 2 with a position.
+    ingest(&mut store, "s", &[1.0], &[(NOW - 1) as f64], &[5.0]);
+    let batch = [SeriesBatch {
+        series_id: "s",
+        keys: vec![KeyColumn::Ints(&[2.0, 2.0])],
+        timestamps_ms: &[(NOW - 1) as f64, (NOW - 2) as f64],
+        values: ValueColumn::Numbers(&[3.0, 4.0]),
+        by: None,
+        selection: None,
+    }];
+    let position = SourcePosition {
+        source: "topic".into(),
+        partition: 0,
+        offset: 2,
+    };
+    let report = store
+        .commit_batches(
+            &batch,
+            CommitRecords {
+                positions: std::slice::from_ref(&position),
+                ..Default::default()
+            },
+            CommitMode::Merge,
+        )
+        .unwrap();
+    assert_eq!(report.rows, 2);
+    assert_eq!(sum_of(&store, "s", 2.0, DAY), AggValue::Number(7.0));
+    assert_eq!(
+        sum_of(&store, "s", 1.0, DAY),
+        AggValue::Null,
+        "staged, not committed"
+    );
+    assert_eq!(store.staged(), (1, 1));
+    assert_eq!(store.positions("topic").unwrap(), vec![position]);
+    // A bad batch writes nothing, its records neither.
+    let bad = [SeriesBatch {
+        series_id: "nope",
+        ..batch[0].clone()
+    }];
+    let other = SourcePosition {
+        source: "other".into(),
+        partition: 0,
+        offset: 1,
+    };
+    assert!(store
+        .commit_batches(
+            &bad,
+            CommitRecords {
+                positions: std::slice::from_ref(&other),
+                ..Default::default()
+            },
+            CommitMode::Merge,
+        )
+        .is_err());
+    assert_eq!(store.positions("other").unwrap(), vec![]);
+    // The staged rows are written by their own commit.
+    assert_eq!(
+        store
+            .commit_staged(CommitRecords::default(), CommitMode::Merge)
+            .unwrap()
+            .rows,
+        1
+    );
+    assert_eq!(sum_of(&store, "s", 1.0, DAY), AggValue::Number(5.0));
+    assert_eq!(store.staged(), (0, 0));
+}
+
+#[test]
+fn resolver_states_and_series_summaries_are_records_of_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = SeriesSummary {
+        namespace: "transaction".into(),
+        group_key: vec!["user_id".into()],
+        column: Some("amount".into()),
+        filters: vec![],
+        aggregations: vec!["sum per 1h".into(), "count per 1h".into()],
+        description: "transaction.amount by user_id: sum per 1h, count per 1h".into(),
+    };
+    let state = ResolverState {
+        resolver: "txns".into(),
+        watermark_ms: Some(NOW - 5),
+        replay_from: vec![(0, 17), (3, 2)],
+    };
+    {
+        let (mut store, report) = BucketStore::open_described(
+            dir.path(),
+            vec![(sum_series("s", DAY), Some(summary.clone()))],
+            pinned(),
+        )
+        .unwrap();
+        assert_eq!(report.summaries.get("s"), Some(&summary));
+        assert_eq!(store.resolver_state("txns").unwrap(), None);
+        store
+            .commit_batches(
+                &[],
+                CommitRecords {
+                    resolver_states: std::slice::from_ref(&state),
+                    ..Default::default()
+                },
+                CommitMode::Merge,
+            )
+            .unwrap();
+    }
+    // Reopened without the series: it is orphaned and still described.
+    let (store, report) =
+        BucketStore::open(dir.path(), vec![sum_series("t", DAY)], pinned()).unwrap();
+    assert_eq!(report.orphaned_series, vec!["s".to_string()]);
+    assert_eq!(report.summaries.get("s"), Some(&summary));
+    assert_eq!(store.resolver_state("txns").unwrap(), Some(state));
 }

@@ -11,7 +11,6 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { datetime, features, float, hasMany, int, string, windowed } from '../../dsl/index.js';
-import { CATALOG_FILE } from '../../engine/catalog.js';
 import { formatBytes } from '../../planner/storage.js';
 import { type StreamMetrics, StreamRunner } from '../../resolvers/runner.js';
 import { makeStreamResolver } from '../../resolvers/stream-resolver.js';
@@ -88,7 +87,7 @@ function count(value: unknown, name: string, fallback: number, min: number): num
 function wipe(path: string): void {
   if (!existsSync(path)) return;
   const entries = readdirSync(path);
-  const isStore = entries.includes(CATALOG_FILE) || entries.includes('CURRENT');
+  const isStore = entries.includes('CURRENT');
   if (entries.length > 0 && !isStore) {
     throw new UsageError(`refusing to wipe ${path}: it is not empty and not a Tessera store`);
   }

@@ -52,6 +52,7 @@
 //! the feature's default. A result that is NaN (a sum that overflowed both ways) is also
 //! reported as Null.
 
+pub mod catalog;
 mod codec;
 mod moments;
 mod ranked;
@@ -63,6 +64,11 @@ mod sketch_tests;
 #[cfg(test)]
 mod tests;
 
+pub use catalog::{
+    AggregationArguments, AggregationInfo, AggregationKind, ArgumentInfo, ArgumentKind, ColumnKind,
+    EmptyValue, FoldInput, ResultRule, Scale, StateBytes, ValueClass, CATALOG, NUMBER_ITEM_BYTES,
+    STRING_ITEM_BYTES,
+};
 pub use moments::Moments;
 pub use ranked::RankedState;
 pub use summary::NumericSummary;
@@ -71,8 +77,7 @@ pub use vector::VectorState;
 use crate::error::{CoreError, CoreErrorKind, CoreResult};
 use crate::item::Item;
 use crate::sketch::{
-    validate_quantile, CountDistinctState, PercentileState, TopKState, DEFAULT_CPC_LG_K,
-    DEFAULT_PERCENTILE_SIZE,
+    CountDistinctState, PercentileState, TopKState, DEFAULT_CPC_LG_K, DEFAULT_PERCENTILE_SIZE,
 };
 use ranked::Rank;
 
@@ -140,58 +145,6 @@ impl Aggregation {
 }
 
 impl Aggregation {
-    /// Checks the arguments: `n` in 1..=1000, `dim` in 1..=65536.
-    pub fn validate(&self) -> CoreResult<()> {
-        let problem = match *self {
-            Aggregation::MinByN { n } | Aggregation::MaxByN { n }
-                if !(1..=MAX_RANKED_N).contains(&n) =>
-            {
-                format!("n must be between 1 and {MAX_RANKED_N}, got {n}")
-            }
-            Aggregation::VectorSum { dim } | Aggregation::VectorMean { dim }
-                if !(1..=MAX_VECTOR_DIM).contains(&dim) =>
-            {
-                format!("the dimension must be between 1 and {MAX_VECTOR_DIM}, got {dim}")
-            }
-            Aggregation::ApproxCountDistinct { lg_k } if !cpc_lg_k_range().contains(&lg_k) => {
-                let range = cpc_lg_k_range();
-                format!(
-                    "lgK must be between {} and {}, got {lg_k}",
-                    range.start(),
-                    range.end()
-                )
-            }
-            Aggregation::ApproxTopK { k, .. } if !top_k_range().contains(&k) => {
-                let range = top_k_range();
-                format!(
-                    "k must be between {} and {}, got {k}",
-                    range.start(),
-                    range.end()
-                )
-            }
-            Aggregation::ApproxPercentile { quantile, .. }
-                if validate_quantile(quantile).is_err() =>
-            {
-                format!("the quantile must be a number in [0, 1], got {quantile}")
-            }
-            Aggregation::ApproxPercentile { size, .. }
-                if !percentile_size_range().contains(&size) =>
-            {
-                let range = percentile_size_range();
-                format!(
-                    "the sketch size must be between {} and {}, got {size}",
-                    range.start(),
-                    range.end()
-                )
-            }
-            _ => return Ok(()),
-        };
-        Err(CoreError::new(
-            CoreErrorKind::InvalidAggregation,
-            format!("invalid aggregation {}: {problem}", self.name()),
-        ))
-    }
-
     /// The name users see: `"sum"`, `"var_sample"`, `"min_by_n(5)"`,
     /// `"vector_mean(384)"`, ...
     pub fn name(&self) -> String {
@@ -223,10 +176,6 @@ impl Aggregation {
 
 fn cpc_lg_k_range() -> std::ops::RangeInclusive<u32> {
     u32::from(CountDistinctState::MIN_LG_K)..=u32::from(CountDistinctState::MAX_LG_K)
-}
-
-fn top_k_range() -> std::ops::RangeInclusive<u32> {
-    TopKState::MIN_K..=TopKState::MAX_K
 }
 
 fn percentile_size_range() -> std::ops::RangeInclusive<u32> {

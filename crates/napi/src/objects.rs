@@ -1,0 +1,214 @@
+//! The plain objects that cross the boundary: batches, keys, commit options and records,
+//! queries and their answers. Their TypeScript types are generated from these.
+
+use napi::bindgen_prelude::{Buffer, Either, Float64Array, Uint32Array};
+use napi_derive::napi;
+
+use crate::description::SeriesSummaryDescription;
+
+/// One part of the group keys of a batch or a query: integers (JS numbers, NaN = null)
+/// or dictionary-encoded strings (`strings` + `codes`, code 0xFFFFFFFF = null).
+#[napi(object)]
+pub struct KeyPart {
+    pub ints: Option<Float64Array>,
+    pub strings: Option<Vec<String>>,
+    pub codes: Option<Uint32Array>,
+}
+
+/// The rows of one ingest call that feed one series, as columns. Give exactly one of
+/// `numbers`, `strings` + `codes`, or `vectors` (row-major, `rows x vectorDim`).
+#[napi(object)]
+pub struct SeriesBatchInput {
+    pub series_id: String,
+    pub keys: Vec<KeyPart>,
+    /// Event times in Unix milliseconds (fractions are floored).
+    pub timestamps_ms: Float64Array,
+    /// Numeric values; NaN (and any non-finite number) is null and skipped.
+    pub numbers: Option<Float64Array>,
+    pub strings: Option<Vec<String>>,
+    pub codes: Option<Uint32Array>,
+    pub vectors: Option<Float64Array>,
+    /// The `by` column of min_by_n / max_by_n, or the weight of a weighted top-k.
+    pub by: Option<Float64Array>,
+    /// Row indexes to take (rows that passed the series' ingest filters); all when absent.
+    pub selection: Option<Uint32Array>,
+}
+
+/// A source position written atomically with the buckets it produced.
+#[napi(object)]
+pub struct SourcePositionInput {
+    pub source: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[napi(object)]
+pub struct OpenOptions {
+    /// Create the store when missing (default true).
+    pub create_if_missing: Option<bool>,
+    /// Fsync the WAL on each commit (default false; the WAL is always written).
+    pub sync_commits: Option<bool>,
+    /// Block cache for reads in bytes (default 128 MiB).
+    pub block_cache_bytes: Option<f64>,
+    /// Commits of at least this many buckets and no source positions or dead letters
+    /// are ingested as one synced table file instead of going through the WAL and the
+    /// memtable (default 131,072).
+    pub bulk_commit_buckets: Option<f64>,
+}
+
+/// What opening found: which series of the description are new, which were kept, and
+/// which stored series the description no longer names, with the readable summary the
+/// store keeps for each (as given now, or as last given for an orphaned series).
+#[napi(object)]
+pub struct OpenReportOutput {
+    pub new_series: Vec<String>,
+    pub kept_series: Vec<String>,
+    pub orphaned_series: Vec<String>,
+    pub summaries: Vec<ReportedSeriesSummary>,
+}
+
+/// The stored summary of one series of an open report.
+#[napi(object)]
+pub struct ReportedSeriesSummary {
+    pub id: String,
+    pub summary: SeriesSummaryDescription,
+}
+
+#[napi(object)]
+pub struct IngestReportOutput {
+    pub rows: f64,
+    pub pending_rows: f64,
+    pub pending_buckets: f64,
+}
+
+#[napi(object)]
+pub struct CommitReportOutput {
+    pub rows: f64,
+    pub buckets_written: f64,
+    pub bytes_written: f64,
+    /// The commit was ingested as a table file (a bulk commit).
+    pub table_file: bool,
+}
+
+/// What a commit writes besides its buckets, in the same atomic write.
+#[napi(object)]
+pub struct CommitOptions {
+    /// Replace stored buckets instead of merging into them (backfills).
+    pub replace: Option<bool>,
+    /// Next offsets of the sources whose messages the commit folded.
+    pub positions: Option<Vec<SourcePositionInput>>,
+    /// Messages that could not be folded, kept atomically with this commit.
+    pub dead_letters: Option<Vec<DeadLetterRecord>>,
+    /// Resolver states as of the end of this commit.
+    pub resolver_states: Option<Vec<ResolverStateRecord>>,
+}
+
+/// One partition's offset.
+#[napi(object)]
+pub struct PartitionOffset {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// What a stream resolver remembers across restarts besides its positions: its
+/// watermark (the newest source time seen, Unix ms) and, per partition, the offset from
+/// which a restart reads the source again to rebuild its dedupe memory.
+#[napi(object)]
+pub struct ResolverStateRecord {
+    pub resolver: String,
+    pub watermark_ms: Option<f64>,
+    pub replay_from: Vec<PartitionOffset>,
+}
+
+/// A message kept instead of folded: why (naming the field), its raw bytes and its
+/// position in the source.
+#[napi(object)]
+pub struct DeadLetterRecord {
+    pub source: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub reason: String,
+    pub field: Option<String>,
+    pub raw: Buffer,
+    pub received_at_ms: f64,
+}
+
+/// Which dead letters to read.
+#[napi(object)]
+pub struct DeadLetterQuery {
+    /// One source's letters only.
+    pub source: Option<String>,
+    /// At most this many (default 1000).
+    pub limit: Option<u32>,
+}
+
+/// One window of one rule to read for every key of a query.
+#[napi(object)]
+pub struct WindowReadInput {
+    pub series_id: String,
+    pub rule: u32,
+    pub window_ms: f64,
+}
+
+/// Reads for many keys: the answer has `rows x reads` cells, row-major.
+#[napi(object)]
+pub struct WindowQuery {
+    pub keys: Vec<KeyPart>,
+    pub reads: Vec<WindowReadInput>,
+    /// The query's now in Unix ms (default: the engine's clock).
+    pub now_ms: Option<f64>,
+    pub explain: Option<bool>,
+}
+
+/// A cell whose value is not one number: a list of items (min_by_n, top-k) or a vector.
+#[napi(object)]
+pub struct ListValue {
+    pub index: u32,
+    pub items: Option<Vec<Either<f64, String>>>,
+    pub weights: Option<Vec<f64>>,
+    pub vector: Option<Vec<f64>>,
+}
+
+/// Which buckets a cell merged.
+#[napi(object)]
+pub struct ValueExplanation {
+    pub first_bucket_start_ms: f64,
+    pub last_bucket_start_ms: f64,
+    pub buckets_merged: u32,
+}
+
+#[napi(object)]
+pub struct WindowQueryResult {
+    pub rows: u32,
+    pub reads: u32,
+    /// One number per cell; NaN where the window holds no data or the value is a list.
+    pub numbers: Float64Array,
+    pub lists: Vec<ListValue>,
+    pub explanations: Option<Vec<ValueExplanation>>,
+}
+
+/// One rule's value in one stored bucket.
+#[napi(object)]
+pub struct RuleValue {
+    pub rule: u32,
+    pub number: Option<f64>,
+    pub items: Option<Vec<Either<f64, String>>>,
+    pub vector: Option<Vec<f64>>,
+}
+
+#[napi(object)]
+pub struct StoredBucketOutput {
+    pub size_ms: f64,
+    pub start_ms: f64,
+    pub values: Vec<RuleValue>,
+}
+
+#[napi(object)]
+pub struct EngineStats {
+    pub series: u32,
+    /// Rows and buckets staged and not yet committed.
+    pub pending_rows: f64,
+    pub pending_buckets: f64,
+    pub bucket_entries_estimate: f64,
+    pub disk_bytes: f64,
+}

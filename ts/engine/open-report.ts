@@ -1,0 +1,76 @@
+/**
+ * The open report: which series opening a store found new, kept and orphaned, each with
+ * its readable summary. The summaries come from the store's own series records (written
+ * atomically with the series they describe), so orphaned series, whose definitions are
+ * gone from the code, are still described.
+ */
+import type { OpenReportOutput } from '../native.js';
+import type { SeriesSummary } from '../planner/series-summary.js';
+
+/** What opening a store found, series by series. */
+export interface TesseraOpenReport {
+  /** Series the definitions need that the store did not hold (they start empty). */
+  readonly newSeries: readonly SeriesSummary[];
+  /** Series the store already held, with their data. */
+  readonly keptSeries: readonly SeriesSummary[];
+  /**
+   * Series the store holds that the definitions no longer describe (a changed filter,
+   * column or bucket origin makes a new series). Their data stays until removed.
+   */
+  readonly orphanedSeries: readonly SeriesSummary[];
+}
+
+function unknownSummary(id: string): SeriesSummary {
+  return Object.freeze({
+    id,
+    namespace: '',
+    groupKey: Object.freeze([]),
+    column: null,
+    filters: Object.freeze([]),
+    aggregations: Object.freeze([]),
+    description: `series ${id} (no description recorded)`,
+  });
+}
+
+/** The open report of a store from the engine's report. */
+export function openReport(native: OpenReportOutput): TesseraOpenReport {
+  const stored = new Map(native.summaries.map((s) => [s.id, s.summary]));
+  const pick = (id: string): SeriesSummary => {
+    const s = stored.get(id);
+    if (s === undefined) return unknownSummary(id);
+    return Object.freeze({
+      id,
+      namespace: s.namespace,
+      groupKey: Object.freeze([...s.groupKey]),
+      column: s.column ?? null,
+      filters: Object.freeze([...s.filters]),
+      aggregations: Object.freeze([...s.aggregations]),
+      description: s.description,
+    });
+  };
+  return Object.freeze({
+    newSeries: Object.freeze(native.newSeries.map(pick)),
+    keptSeries: Object.freeze(native.keptSeries.map(pick)),
+    orphanedSeries: Object.freeze(native.orphanedSeries.map(pick)),
+  });
+}
+
+/**
+ * The open report as text: one line per series, grouped by new / kept / orphaned.
+ *
+ * @example
+ * console.log(renderOpenReport(tessera.openReport));
+ */
+export function renderOpenReport(report: TesseraOpenReport): string {
+  const lines = [
+    `series: ${report.newSeries.length} new, ${report.keptSeries.length} kept, ${report.orphanedSeries.length} orphaned`,
+  ];
+  for (const [label, list] of [
+    ['new', report.newSeries],
+    ['kept', report.keptSeries],
+    ['orphaned', report.orphanedSeries],
+  ] as const) {
+    for (const s of list) lines.push(`  ${label.padEnd(8)} ${s.id}  ${s.description}`);
+  }
+  return lines.join('\n');
+}
