@@ -46,7 +46,7 @@ describe('tessera demo', () => {
     const sevenDay = rows.map((r) => Number(r.trim().split(/\s+/)[3]?.replace(/,/g, '')));
     expect(sevenDay.every((v) => v > 0)).toBe(true);
     expect(lines.some((l) => /^Storage estimate: [\d.]+ (B|KiB) per user key/.test(l))).toBe(true);
-    expect(existsSync(join(root, 'store', 'tessera-series.json'))).toBe(true);
+    expect(existsSync(join(root, 'store', 'CURRENT'))).toBe(true);
 
     // Running again wipes the store first: every series is new again.
     const again = capture();

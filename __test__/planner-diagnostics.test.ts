@@ -301,10 +301,10 @@ describe('expressions', () => {
     );
     const bad = diagnostics.filter((d) => d.code === 'invalid_aggregation_argument');
     expect(bad.map((d) => d.message)).toEqual([
-      'user.top0: approx_top_k k must be a whole number in [1, 10000], got 0',
-      'user.top_frac: approx_top_k k must be a whole number in [1, 10000], got 2.5',
+      'user.top0: approx_top_k k must be a whole number in [1, 1000], got 0',
+      'user.top_frac: approx_top_k k must be a whole number in [1, 1000], got 2.5',
       'user.p150: approx_percentile quantile must be a number in [0, 1], got 1.5',
-      'user.n0: max_by_n n must be a whole number in [1, 10000], got 0',
+      'user.n0: max_by_n n must be a whole number in [1, 1000], got 0',
       'user.lgk: approx_count_distinct lgK must be a whole number in [4, 26], got 2',
     ]);
   });

@@ -244,7 +244,15 @@ describe('store description', () => {
     const d = toStoreDescription(p);
     expect(Object.keys(d)).toEqual(['series']);
     for (const s of d.series) {
-      expect(Object.keys(s).sort()).toEqual(['id', 'rules', 'valueKind']);
+      expect(Object.keys(s).sort()).toEqual(['id', 'rules', 'summary', 'valueKind']);
+      expect(Object.keys(s.summary ?? {}).sort()).toEqual([
+        'aggregations',
+        'column',
+        'description',
+        'filters',
+        'groupKey',
+        'namespace',
+      ]);
       for (const r of s.rules) {
         expect(Object.keys(r).sort()).toEqual([
           'aggregation',
@@ -256,7 +264,7 @@ describe('store description', () => {
     }
     // p90 shares the amount series with the sum: one more rule, not one more series.
     expect(d.series.map((s) => [s.valueKind, s.rules.map((r) => r.aggregation)])).toEqual([
-      ['number', [{ kind: 'sum' }, { kind: 'approx_percentile', quantile: 0.9, sketchSize: 100 }]],
+      ['number', [{ kind: 'sum' }, { kind: 'approx_percentile', quantile: 0.9, sketchSize: 200 }]],
       ['string', [{ kind: 'approx_count_distinct', lgK: 11 }]],
       ['string', [{ kind: 'approx_top_k', k: 3, weighted: true }]],
     ]);

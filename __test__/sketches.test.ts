@@ -224,11 +224,11 @@ describe('sketch aggregations through BucketEngine', () => {
       ],
       [
         bad({ kind: 'approx_percentile', quantile: 0.5, sketchSize: 5 }),
-        /series 'bad_series' rule 1 \(approx_percentile\).*sketch size must be between 10 and 1000/,
+        /series 'bad_series' rule 1 \(approx_percentile\).*sketchSize must be between 10 and 1000, got 5/,
       ],
       [
         bad({ kind: 'approx_percentile', quantile: 0.5 }, 'string'),
-        /series 'bad_series' rule 1 \(approx_percentile\).*needs a numeric column/,
+        /series 'bad_series' rule 1 \(approx_percentile\).*takes int, float columns, but the series holds strings/,
       ],
     ];
     for (const [desc, message] of cases) {

@@ -137,5 +137,7 @@ export function stateBytesText(bytes: StateBytes): string {
     bytes.minCount > 0 || bytes.maxCount > 0
       ? `clamp(${factor}, ${bytes.minCount}, ${bytes.maxCount > 0 ? bytes.maxCount : '∞'})`
       : factor;
-  return `≤ ${bytes.base} + ${clamp} × ${per} B`;
+  return bytes.per === 1 && !bytes.perItem
+    ? `≤ ${bytes.base} + ${clamp} B`
+    : `≤ ${bytes.base} + ${clamp} × ${per} B`;
 }

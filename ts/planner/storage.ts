@@ -21,8 +21,8 @@ export const STORAGE_FORMULA = [
     const vector =
       e.vectorStateBytes === undefined ? '' : ` (vectors: ${stateBytesText(e.vectorStateBytes)})`;
     return `${e.name} ${stateBytesText(e.stateBytes)}${vector}`;
-  }).join('; '),
-  `; item = ${ITEM_BYTES.number} B number, ${ITEM_BYTES.string} B string (assumed).`,
+  }).join('; ') +
+    `; item = ${ITEM_BYTES.number} B number, ${ITEM_BYTES.string} B string (assumed).`,
   'Upper bound: every bucket filled; key bytes not included.',
 ].join(' ');
 
