@@ -38,13 +38,15 @@ fn series_batch(input: &SeriesBatchInput) -> napi::Result<SeriesBatch<'_>> {
         (Some(n), None, None, None) => ValueColumn::Numbers(n),
         (None, Some(dict), Some(codes), None) => ValueColumn::Strings { dict, codes },
         (None, None, None, Some(v)) => ValueColumn::Vectors(v),
-        _ => return Err(js_error(
-            "INVALID_BATCH",
-            format!(
+        _ => {
+            return Err(js_error(
+                "INVALID_BATCH",
+                format!(
                 "series '{}': give exactly one of `numbers`, `strings` with `codes`, or `vectors`",
                 input.series_id
             ),
-        )),
+            ))
+        }
     };
     Ok(SeriesBatch {
         series_id: &input.series_id,

@@ -665,19 +665,19 @@ fn bad_sketch_arguments_are_rejected_naming_series_and_rule() {
         (
             number,
             percentile(1.5, None),
-            "series 's' rule 1 (approx_percentile): invalid aggregation \
-             approx_percentile(1.5, size=200): the quantile must be a number in [0, 1], got 1.5",
+            "series 's' rule 1 (approx_percentile): invalid aggregation approx_percentile: \
+             quantile must be a number in [0, 1], got 1.5",
         ),
         (
             number,
             count_distinct(Some(40)),
             "series 's' rule 1 (approx_count_distinct): invalid aggregation \
-             approx_count_distinct(lgK=40): lgK must be between 4 and 26, got 40",
+             approx_count_distinct: lgK must be between 4 and 26, got 40",
         ),
         (
             number,
             top_k(0, false),
-            "series 's' rule 1 (approx_top_k): invalid aggregation approx_top_k(0): k must be \
+            "series 's' rule 1 (approx_top_k): invalid aggregation approx_top_k: k must be \
              between 1 and 1000, got 0",
         ),
         (
@@ -686,24 +686,25 @@ fn bad_sketch_arguments_are_rejected_naming_series_and_rule() {
                 sketch_size: Some(5),
                 ..percentile(0.5, None)
             },
-            "series 's' rule 1 (approx_percentile): invalid aggregation \
-             approx_percentile(0.5, size=5): the sketch size must be between 10 and 1000, got 5",
+            "series 's' rule 1 (approx_percentile): invalid aggregation approx_percentile: \
+             sketchSize must be between 10 and 1000, got 5",
         ),
         (
             number,
             spec("approx_percentile"),
-            "series 's' rule 1 (approx_percentile): approx_percentile needs a quantile",
+            "series 's' rule 1 (approx_percentile): invalid aggregation approx_percentile: \
+             needs quantile",
         ),
         (
             number,
             spec("approx_top_k"),
-            "series 's' rule 1 (approx_top_k): approx_top_k needs k",
+            "series 's' rule 1 (approx_top_k): invalid aggregation approx_top_k: needs k",
         ),
         (
             ValueKind::String,
             percentile(0.5, None),
-            "series 's' rule 1 (approx_percentile): approx_percentile needs a numeric column, \
-             but the series holds strings",
+            "series 's' rule 1 (approx_percentile): invalid aggregation approx_percentile: it \
+             takes int, float columns, but the series holds strings",
         ),
     ] {
         let description = vec![series(

@@ -662,6 +662,16 @@ fn integer_argument(kind: AggregationKind, name: &str, given: Option<u32>) -> Co
     }
 }
 
+/// The quantile argument: a number in [0, 1].
+fn quantile_argument(kind: AggregationKind, q: f64) -> CoreResult<f64> {
+    validate_quantile(q).map(|()| q).map_err(|_| {
+        invalid(
+            kind,
+            format!("quantile must be a number in [0, 1], got {q}"),
+        )
+    })
+}
+
 impl Aggregation {
     /// The aggregation a rule computes: `kind` with `arguments` (checked against the
     /// catalog's ranges, defaults filled in) over a column of `value_class`, and how a row
@@ -769,7 +779,7 @@ impl Aggregation {
                 let quantile = arguments
                     .quantile
                     .ok_or_else(|| invalid(kind, "needs quantile"))?;
-                validate_quantile(quantile).map_err(|e| invalid(kind, e.message))?;
+                quantile_argument(kind, quantile)?;
                 (
                     Aggregation::ApproxPercentile {
                         quantile,
@@ -829,9 +839,18 @@ impl Aggregation {
     }
 
     /// Checks the arguments against the catalog's ranges (and the vector dimension).
+    /// Errors name the aggregation with its arguments (`min_by_n(0)`).
     pub fn validate(&self) -> CoreResult<()> {
         let kind = self.kind();
         let a = self.arguments();
+        let named = |e: CoreError| {
+            let prefix = format!("invalid aggregation {}: ", kind.name());
+            let problem = e.message.strip_prefix(&prefix).unwrap_or(&e.message);
+            CoreError::new(
+                CoreErrorKind::InvalidAggregation,
+                format!("invalid aggregation {}: {problem}", self.name()),
+            )
+        };
         for (name, value) in [
             ("n", a.n),
             ("k", a.k),
@@ -839,20 +858,20 @@ impl Aggregation {
             ("sketchSize", a.sketch_size),
         ] {
             if value.is_some() {
-                integer_argument(kind, name, value)?;
+                integer_argument(kind, name, value).map_err(named)?;
             }
         }
         if let Some(q) = a.quantile {
-            validate_quantile(q).map_err(|e| invalid(kind, e.message))?;
+            quantile_argument(kind, q).map_err(named)?;
         }
         match *self {
             Aggregation::VectorSum { dim } | Aggregation::VectorMean { dim }
                 if !(1..=MAX_VECTOR_DIM).contains(&dim) =>
             {
-                Err(invalid(
+                Err(named(invalid(
                     kind,
                     format!("the dimension must be between 1 and {MAX_VECTOR_DIM}, got {dim}"),
-                ))
+                )))
             }
             _ => Ok(()),
         }

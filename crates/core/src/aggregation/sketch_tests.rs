@@ -82,18 +82,18 @@ fn names_defaults_and_validation() {
         ),
         (
             percentile(1.5, 200),
-            "invalid aggregation approx_percentile(1.5, size=200): the quantile must be a number \
-             in [0, 1], got 1.5",
+            "invalid aggregation approx_percentile(1.5, size=200): quantile must be a number in \
+             [0, 1], got 1.5",
         ),
         (
             percentile(f64::NAN, 200),
-            "invalid aggregation approx_percentile(NaN, size=200): the quantile must be a number \
-             in [0, 1], got NaN",
+            "invalid aggregation approx_percentile(NaN, size=200): quantile must be a number in \
+             [0, 1], got NaN",
         ),
         (
             percentile(0.5, 9),
-            "invalid aggregation approx_percentile(0.5, size=9): the sketch size must be between \
-             10 and 1000, got 9",
+            "invalid aggregation approx_percentile(0.5, size=9): sketchSize must be between 10 \
+             and 1000, got 9",
         ),
     ] {
         let e = bad.validate().unwrap_err();
