@@ -378,49 +378,15 @@ export class StreamRunner {
   private async store(d: DecodedBatch): Promise<void> {
     const engine = this.tessera.engine;
     const writes = this.bound.writes ?? undefined;
-    let rows = d.batch.rows;
-    let accepted = d.ranges.length;
+    const rows = d.batch.rows;
+    const accepted = d.ranges.length;
     const deadLetters = d.deadLetters;
     if (d.positions.length > 0) {
       const options = deadLetters.length > 0 ? { deadLetters } : undefined;
-      let prepared: ReturnType<ClassIngest['prepare']> | undefined;
-      try {
-        prepared = this.ingest.prepare(d.batch.columns(), writes);
-      } catch {
-        prepared = undefined;
-      }
-      if (prepared !== undefined) {
-        const batches = prepared.batches;
-        await inTurn(engine, () => engine.ingestAndCommitAsync(batches, d.positions, options));
-      } else {
-        // A row the checks let through was refused: fold message by message (still one
-        // atomic commit), and keep the refused messages as dead letters.
-        rows = 0;
-        accepted = 0;
-        const columns = d.batch.columns();
-        await inTurn(engine, () => {
-          for (const { raw, start, end } of d.ranges) {
-            try {
-              const one = this.ingest.prepare(sliceColumns(columns, start, end), writes);
-              engine.ingest(one.batches);
-              rows += end - start;
-              accepted += 1;
-            } catch (e) {
-              deadLetters.push(
-                this.bound.deadLetter(
-                  raw,
-                  { reason: `refused by ingest: ${e instanceof Error ? e.message : String(e)}` },
-                  this.clock(),
-                ),
-              );
-            }
-          }
-          return engine.commitAsync(
-            d.positions,
-            deadLetters.length > 0 ? { deadLetters } : undefined,
-          );
-        });
-      }
+      // The decoder checked every row through the conversion path `ingest` uses
+      // (`ts/rows/`), so `prepare` accepts the batch.
+      const batches = this.ingest.prepare(d.batch.columns(), writes).batches;
+      await inTurn(engine, () => engine.ingestAndCommitAsync(batches, d.positions, options));
       this.lastCommitAtMs = Date.now();
       const sourcePositions = d.positions
         .filter((p) => p.source === this.name)
@@ -454,19 +420,4 @@ export class StreamRunner {
         .map(({ partition, offset }) => ({ partition, offset })),
     });
   }
-}
-
-function sliceColumns(
-  columns: Record<string, ArrayLike<unknown>>,
-  start: number,
-  end: number,
-): Record<string, ArrayLike<unknown>> {
-  const out: Record<string, ArrayLike<unknown>> = {};
-  for (const [name, column] of Object.entries(columns)) {
-    out[name] =
-      column instanceof Float64Array
-        ? column.subarray(start, end)
-        : Array.prototype.slice.call(column, start, end);
-  }
-  return out;
 }
