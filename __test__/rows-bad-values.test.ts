@@ -272,7 +272,7 @@ const BAD_VALUES: readonly BadValue[] = [
     json: '"u\\udc00"',
     plain: true,
     problem:
-      "user_id is 'u\udc00', a string with a lone UTF-16 surrogate, which UTF-8 cannot hold exactly",
+      "user_id is 'u\\udc00', a string with a lone UTF-16 surrogate, which UTF-8 cannot hold exactly",
   },
   {
     what: 'a number in a string column no aggregation reads',

@@ -18,6 +18,8 @@ export type NumericKind = Exclude<ScalarKind, 'string' | 'vector'>;
 /** The largest whole number a JavaScript number holds exactly. */
 const SAFE = '2^53';
 
+const timeScratch = { ms: 0 };
+
 /** True for a null value: null, undefined or NaN. */
 export function isNullValue(value: unknown): boolean {
   return (
@@ -49,9 +51,8 @@ export function numberProblem(
       return null;
     }
     case 'datetime': {
-      const scratch = { ms: 0 };
-      const problem = timeProblem(value, scratch);
-      out.n = scratch.ms;
+      const problem = timeProblem(value, timeScratch);
+      out.n = timeScratch.ms;
       return problem;
     }
   }
@@ -68,7 +69,7 @@ export function numberValueProblem(kind: NumericKind, value: number): string | n
     case 'boolean':
       return value === 0 || value === 1 ? null : `is ${value}, not a boolean`;
     case 'datetime':
-      return timeProblem(value, { ms: 0 });
+      return timeProblem(value, timeScratch);
     case 'float':
       return null;
   }

@@ -790,10 +790,17 @@ mod tests {
         );
         assert_eq!(iso_ms("1969-12-31T23:59:59.5Z"), Some(-500.0));
         assert_eq!(iso_ms("2023-02-29T00:00:00Z"), None);
-        assert_eq!(iso_ms("2026-02-30T00:00:00Z"), None, "never rolled over to March 2");
+        assert_eq!(
+            iso_ms("2026-02-30T00:00:00Z"),
+            None,
+            "never rolled over to March 2"
+        );
         assert_eq!(iso_ms("2026-04-31T00:00:00Z"), None);
         assert_eq!(iso_ms("2024-02-29T00:00:00Z"), Some(1_709_164_800_000.0));
-        assert_eq!(iso_ms("2026-01-31T12:00:00.9999999Z"), Some(1_769_860_800_999.0));
+        assert_eq!(
+            iso_ms("2026-01-31T12:00:00.9999999Z"),
+            Some(1_769_860_800_999.0)
+        );
         assert_eq!(iso_ms("2026-01-31 12:00:00Z"), None);
         assert_eq!(iso_ms("2026-01-31T12:00:00+0200"), None);
         assert_eq!(iso_ms("2026-01-31T12:00:00."), None);

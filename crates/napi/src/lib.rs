@@ -7,7 +7,7 @@ mod bench;
 mod description;
 mod engine;
 mod error;
-mod limits;
+pub mod limits;
 mod messages;
 
 pub use bench::*;

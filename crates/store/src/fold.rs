@@ -446,7 +446,6 @@ impl PendingDelta {
             }
         }
         check_group_keys(&batch.keys, batch.selection, &format!("series '{id}'"))
-
     }
 
     /// Folds a validated batch into the delta. `series_index` is the series' position in

@@ -133,11 +133,13 @@ pub fn check_group_keys(
         KeyColumn::Ints(v) => v.len(),
         KeyColumn::Strings { codes, .. } => codes.len(),
     });
-    let mut check = |row: usize| match encoded_len(row) {
+    let check = |row: usize| {
+        match encoded_len(row) {
         Some(len) if len > MAX_GROUP_KEY_BYTES => Err(invalid_batch(format!(
             "{context}: the group key at row {row} encodes to {len} bytes; a group key holds at most {MAX_GROUP_KEY_BYTES}"
         ))),
         _ => Ok(()),
+    }
     };
     match selection {
         Some(rows) => rows.iter().try_for_each(|&row| check(row as usize)),
@@ -263,7 +265,10 @@ mod tests {
     fn check_group_keys_refuses_the_first_row_past_the_limit() {
         let at_limit = "a".repeat(MAX_GROUP_KEY_BYTES - TEXT_PART_HEADER_BYTES);
         // 'é' is two UTF-8 bytes: the limit is on bytes, not characters.
-        let past = format!("{}é", "a".repeat(MAX_GROUP_KEY_BYTES - TEXT_PART_HEADER_BYTES - 1));
+        let past = format!(
+            "{}é",
+            "a".repeat(MAX_GROUP_KEY_BYTES - TEXT_PART_HEADER_BYTES - 1)
+        );
         let dict = vec!["short".to_owned(), at_limit, past];
         let codes = [0, 1, NULL_CODE, 2];
         let single = [KeyColumn::Strings {
@@ -287,7 +292,11 @@ mod tests {
             },
         ];
         let err = check_group_keys(&composite, None, "s").unwrap_err();
-        assert!(err.message.contains("row 1 encodes to 65544 bytes"), "{}", err.message);
+        assert!(
+            err.message.contains("row 1 encodes to 65544 bytes"),
+            "{}",
+            err.message
+        );
         assert!(check_group_keys(&composite, Some(&[0, 2, 3]), "s").is_ok());
 
         let small = ["x".to_owned()];
