@@ -235,4 +235,22 @@ describe('every key the conversion path accepts reads back what was written', ()
     });
     expect(refused.rows[0]?.values).toEqual([0]);
   });
+
+  it('the store itself refuses a key past the format, whoever calls it', () => {
+    const tessera = open();
+    const series = tessera.plan.series.find((s) => s.groupKey.join('+') === 'user_id');
+    if (series === undefined) throw new Error('no series by user_id');
+    const batch = (key: string) => [
+      {
+        seriesId: series.id,
+        keys: [{ strings: [key], codes: Uint32Array.of(0) }],
+        timestampsMs: Float64Array.of(Date.parse(TS)),
+        numbers: Float64Array.of(1),
+      },
+    ];
+    expect(() => tessera.engine.ingest(batch('k'.repeat(MAX_STRING_KEY_BYTES + 1)))).toThrow(
+      `series '${series.id}': the group key at row 0 encodes to ${GROUP_KEY_FORMAT.maxBytes + 1} bytes; a group key holds at most ${GROUP_KEY_FORMAT.maxBytes}`,
+    );
+    expect(() => tessera.engine.ingest(batch('k'.repeat(MAX_STRING_KEY_BYTES)))).not.toThrow();
+  });
 });
