@@ -584,7 +584,7 @@ describe('errors name the class, the column and the row', () => {
       [[{ ...good, amount: '12' }], /transaction row 0: amount is '12', not a number \(float\)/],
       [
         [{ ...good, user_id: 1.5 }],
-        /transaction row 0: user_id is 1.5; a group key must be a whole number/,
+        /transaction row 0: user_id is 1.5, not a whole number within 2\^53 \(int\)/,
       ],
       [[{ ...good, bank: 3 }], /transaction row 0: bank is 3, not a string/],
       [

@@ -12,8 +12,23 @@ import { TesseraError } from '../errors.js';
  * Nothing of the batch is ingested.
  */
 export class InvalidRowsError extends TesseraError {
-  constructor(message: string) {
+  /**
+   * For a bad value: the problem, as a stream resolver's dead letter states it for the
+   * same value (`amount is 1.5, not a whole number within 2^53 (int)`); `null` otherwise.
+   */
+  readonly problem: string | null;
+  /** For a bad value: its row in the batch. */
+  readonly row: number | null;
+
+  constructor(message: string, at?: { readonly row: number; readonly problem: string }) {
     super('INVALID_ROWS', message);
+    this.problem = at?.problem ?? null;
+    this.row = at?.row ?? null;
+  }
+
+  /** `<class> row <row>: <problem>`, for a bad value of one row. */
+  static atRow(featureClass: string, row: number, problem: string): InvalidRowsError {
+    return new InvalidRowsError(`${featureClass} row ${row}: ${problem}`, { row, problem });
   }
 }
 

@@ -15,8 +15,28 @@ import type {
   Plan,
   SeriesPlan,
 } from '../planner/types.js';
+import { groupKeyColumnsProblem, groupKeyName, numberKeyProblem } from '../rows/keys.js';
+import {
+  columnKey,
+  missingColumnProblem,
+  parseColumnName,
+  seriesLabel,
+  seriesTrigger,
+  writtenColumns,
+} from '../rows/names.js';
+import { MAX_TIME_MS, timeProblem } from '../rows/time.js';
+import {
+  isNullValue,
+  type NumericKind,
+  numberProblem,
+  stringProblem,
+  typedColumnProblem,
+  typedVectorProblem,
+  vectorProblem,
+  wellFormedProblem,
+} from '../rows/values.js';
 import { InvalidRowsError } from './errors.js';
-import { describeValue, isTypedArray, NULL_CODE, StringDictionary, timeOf } from './values.js';
+import { describeValue, isTypedArray, NULL_CODE, StringDictionary } from './values.js';
 
 /** The scalar columns of a feature class `C`, with their value types. */
 export type ClassColumns<C> = {
@@ -67,13 +87,6 @@ export interface PreparedBatch {
   readonly batches: SeriesBatchInput[];
   readonly series: SeriesFed[];
 }
-
-/** `column` or `column@version`. */
-function columnKey(name: string, version: number | null): string {
-  return version === null ? name : `${name}@${version}`;
-}
-
-const VERSIONED = /^(.+)@(\d+)$/;
 
 /** A batch's columns, by name, whatever shape the caller gave them in. */
 interface ColumnSource {
@@ -215,17 +228,7 @@ export class ClassIngest {
     const filters = new Map<string, CompiledFilter[]>();
     for (const series of plan.series) {
       if (series.namespace !== cls.namespace) continue;
-      const trigger =
-        series.column === null
-          ? series.timeColumn
-          : columnKey(series.column.name, series.column.version);
-      const column =
-        series.column === null ? '*' : columnKey(series.column.name, series.column.version);
-      feeds.push({
-        series,
-        trigger,
-        label: `series ${series.id} (${series.namespace}.${column} by ${series.groupKey.join('+')})`,
-      });
+      feeds.push({ series, trigger: seriesTrigger(series), label: seriesLabel(series) });
       filters.set(
         series.id,
         series.filters.map((filter) => {
@@ -270,7 +273,7 @@ export class ClassIngest {
       const s = feed.series;
       const batch: SeriesBatchInput = {
         seriesId: s.id,
-        keys: s.groupKey.map((c) => convert.key(c, feed.label)),
+        keys: convert.groupKey(s.groupKey, feed.label),
         timestampsMs: convert.time(s.timeColumn),
       };
       if (s.column === null) {
@@ -278,7 +281,7 @@ export class ClassIngest {
       } else {
         const name = convert.sourceName(s.column.name, s.column.version, feed.label, 'aggregates');
         if (s.valueKind === 'string') {
-          const encoded = convert.strings(name, s.column.name);
+          const encoded = convert.strings(name);
           batch.strings = encoded.strings;
           batch.codes = encoded.codes;
         } else if (s.valueKind === 'vector') {
@@ -305,58 +308,24 @@ export class ClassIngest {
       batches.push(batch);
       fed.push({ id: s.id, rows: selected });
     }
+    // Columns no series reads are checked all the same, as a stream resolver checks them.
+    for (const name of source.names()) convert.check(name);
     return { rows: n, batches, series: fed };
   }
 
   /** The set of written `column` / `column@version` keys. */
   private written(names: Iterable<string>, explicit: boolean): Set<string> {
-    const out = new Set<string>();
-    for (const entry of names) {
-      if (typeof entry !== 'string') {
-        throw new InvalidRowsError(
-          `${this.namespace}: writes lists ${describeValue(entry)}, not a column name`,
-        );
-      }
-      const m = VERSIONED.exec(entry);
-      const name = m?.[1] ?? entry;
-      const version = m?.[2] === undefined ? null : Number(m[2]);
-      const column = this.columns.get(name);
-      if (column === undefined) {
-        if (explicit) {
-          throw new InvalidRowsError(
-            `${this.namespace}: writes names '${entry}', which is not a column of ${this.namespace} (columns: ${[...this.columns.keys()].join(', ')})`,
-          );
-        }
-        continue;
-      }
-      if (column.versions === null) {
-        if (version !== null) {
-          if (explicit) {
-            throw new InvalidRowsError(
-              `${this.namespace}: writes names '${entry}', but ${this.namespace}.${name} is not versioned`,
-            );
-          }
-          continue;
-        }
-        out.add(name);
-        continue;
-      }
-      const v = version ?? column.versions.defaultVersion;
-      if (!column.versions.types.some((t) => t.version === v)) {
-        if (explicit) {
-          throw new InvalidRowsError(
-            `${this.namespace}: writes names '${entry}', but ${this.namespace}.${name} has versions ${column.versions.types.map((t) => t.version).join(', ')}`,
-          );
-        }
-        continue;
-      }
-      out.add(columnKey(name, v));
-    }
-    return out;
+    return writtenColumns(this.cls, names, explicit, (problem) => {
+      throw new InvalidRowsError(`${this.namespace}: ${problem}`);
+    });
   }
 }
 
-/** Converts the columns of one batch, each at most once. */
+/**
+ * Converts the columns of one batch, each at most once, through the conversion path every
+ * way rows enter shares (`ts/rows/`): a bad value throws the problem a stream resolver's
+ * dead letter states for it, after the class and the row.
+ */
 class Converter {
   private readonly n: number;
   private readonly ns: string;
@@ -364,6 +333,7 @@ class Converter {
   private readonly numberCache = new Map<string, Float64Array>();
   private readonly stringCache = new Map<string, { strings: string[]; codes: Uint32Array }>();
   private readonly keyCache = new Map<string, KeyPart>();
+  private readonly groupKeyCache = new Map<string, KeyPart[]>();
   private readonly selectionCache = new Map<string, Uint32Array>();
   private onesArray: Float64Array | undefined;
 
@@ -377,7 +347,7 @@ class Converter {
   }
 
   private fail(row: number, column: string, problem: string): never {
-    throw new InvalidRowsError(`${this.ns} row ${row}: ${column} ${problem}`);
+    throw InvalidRowsError.atRow(this.ns, row, `${column} ${problem}`);
   }
 
   /** The property holding `name` at `version`: `name@version` if present, else `name`. */
@@ -385,13 +355,19 @@ class Converter {
     if (version !== null && this.source.has(`${name}@${version}`)) return `${name}@${version}`;
     if (this.source.has(name)) return name;
     const shown = columnKey(name, version);
-    throw new InvalidRowsError(`${this.ns} rows have no column '${shown}', which ${label} ${role}`);
+    throw new InvalidRowsError(`${this.ns} rows ${missingColumnProblem(shown, label, role)}`);
   }
 
   private type(name: string): ColumnPlan['type'] {
     const c = this.columns.get(name);
     if (c === undefined) throw new Error(`column ${name} is not in the plan`);
     return c.type;
+  }
+
+  /** The column's kind as one number per row (string and vector columns have none). */
+  private numericKind(column: string): NumericKind {
+    const kind = this.type(column).kind;
+    return kind === 'string' || kind === 'vector' ? 'float' : kind;
   }
 
   /** A constant column for count() of rows. */
@@ -411,27 +387,26 @@ class Converter {
       );
     }
     const values = this.source.column(column);
+    const missing = 'is missing; every row needs its feature time';
     let out: Float64Array;
     if (values instanceof Float64Array) {
-      out = values;
-      if (out.length !== this.n) {
-        throw new InvalidRowsError(
-          `${this.ns}: column '${column}' has ${out.length} values for ${this.n} rows`,
-        );
-      }
+      out = this.checkedLength(values, column);
+      const scratch = { ms: 0 };
       for (let i = 0; i < this.n; i++) {
-        const v = out[i] ?? Number.NaN;
-        if (!Number.isFinite(v)) this.fail(i, column, `is ${v}; every row needs its feature time`);
+        const v = out[i] as number;
+        if (Number.isNaN(v)) this.fail(i, column, missing);
+        // In-range ms pass with two comparisons; the rest take the full check.
+        if (v - v === 0 && Math.abs(v) <= MAX_TIME_MS) continue;
+        const problem = timeProblem(v, scratch);
+        if (problem !== null) this.fail(i, column, problem);
       }
     } else {
       out = new Float64Array(this.n);
       const scratch = { ms: 0 };
       for (let i = 0; i < this.n; i++) {
         const v = values[i];
-        if (v === null || v === undefined) {
-          this.fail(i, column, 'is missing; every row needs its feature time');
-        }
-        const problem = timeOf(v, scratch);
+        if (isNullValue(v)) this.fail(i, column, missing);
+        const problem = timeProblem(v, scratch);
         if (problem !== null) this.fail(i, column, problem);
         out[i] = scratch.ms;
       }
@@ -440,40 +415,41 @@ class Converter {
     return out;
   }
 
+  private checkedLength(values: Float64Array, name: string): Float64Array {
+    if (values.length !== this.n) {
+      throw new InvalidRowsError(
+        `${this.ns}: column '${name}' has ${values.length} values for ${this.n} rows`,
+      );
+    }
+    return values;
+  }
+
   /** A numeric column (int, float, boolean as 0/1, datetime as ms); NaN = null. */
   numbers(name: string, column: string): Float64Array {
     const cached = this.numberCache.get(name);
     if (cached !== undefined) return cached;
-    const kind = this.type(column).kind;
+    const kind = this.numericKind(column);
     const values = this.source.column(name);
     let out: Float64Array;
-    if (isTypedArray(values) && kind !== 'boolean') {
-      out = values instanceof Float64Array ? values : Float64Array.from(values);
-      if (out.length !== this.n) {
-        throw new InvalidRowsError(
-          `${this.ns}: column '${name}' has ${out.length} values for ${this.n} rows`,
-        );
-      }
+    if (isTypedArray(values)) {
+      out = this.checkedLength(
+        values instanceof Float64Array ? values : Float64Array.from(values),
+        name,
+      );
+      const bad = typedColumnProblem(kind, out);
+      if (bad !== null) this.fail(bad.row, name, bad.problem);
     } else {
       out = new Float64Array(this.n);
-      const scratch = { ms: 0 };
+      const scratch = { n: 0 };
       for (let i = 0; i < this.n; i++) {
         const v = values[i];
-        if (v === null || v === undefined) {
+        if (isNullValue(v)) {
           out[i] = Number.NaN;
-        } else if (kind === 'datetime') {
-          const problem = timeOf(v, scratch);
-          if (problem !== null) this.fail(i, name, problem);
-          out[i] = scratch.ms;
-        } else if (kind === 'boolean') {
-          if (typeof v === 'boolean') out[i] = v ? 1 : 0;
-          else if (v === 0 || v === 1) out[i] = v;
-          else this.fail(i, name, `is ${describeValue(v)}, not a boolean`);
-        } else if (typeof v === 'number') {
-          out[i] = v;
-        } else {
-          this.fail(i, name, `is ${describeValue(v)}, not a number (${kind})`);
+          continue;
         }
+        const problem = numberProblem(kind, v, scratch);
+        if (problem !== null) this.fail(i, name, problem);
+        out[i] = scratch.n;
       }
     }
     this.numberCache.set(name, out);
@@ -481,7 +457,7 @@ class Converter {
   }
 
   /** A string column, dictionary-encoded. */
-  strings(name: string, column: string): { strings: string[]; codes: Uint32Array } {
+  strings(name: string): { strings: string[]; codes: Uint32Array } {
     const cached = this.stringCache.get(name);
     if (cached !== undefined) return cached;
     const values = this.source.column(name);
@@ -489,19 +465,50 @@ class Converter {
     const codes = new Uint32Array(this.n);
     for (let i = 0; i < this.n; i++) {
       const v = values[i];
-      if (v === null || v === undefined) codes[i] = NULL_CODE;
-      else if (typeof v === 'string') codes[i] = dictionary.code(v);
-      else this.fail(i, name, `is ${describeValue(v)}, not a string (${this.ns}.${column})`);
+      if (v === null || v === undefined) {
+        codes[i] = NULL_CODE;
+        continue;
+      }
+      if (typeof v !== 'string') this.fail(i, name, stringProblem(v) as string);
+      const before = dictionary.strings.length;
+      const code = dictionary.code(v);
+      if (code === before) {
+        // Each distinct string is checked once.
+        const problem = wellFormedProblem(v);
+        if (problem !== null) this.fail(i, name, problem);
+      }
+      codes[i] = code;
     }
     const out = { strings: dictionary.strings, codes };
     this.stringCache.set(name, out);
     return out;
   }
 
+  /** Checks the column `name` (`column` / `column@version`) of the class, if it is one. */
+  check(name: string): void {
+    const { column } = parseColumnName(name);
+    const plan = this.columns.get(column);
+    if (plan === undefined || this.numberCache.has(`time:${name}`)) return;
+    const kind = plan.type.kind;
+    if (kind === 'string') this.strings(name);
+    else if (kind === 'vector') this.vectors(name, column, plan.type.dim ?? 0);
+    else this.numbers(name, column);
+  }
+
   /** A vector column as one row-major array; a null vector is all NaN (skipped). */
   vectors(name: string, column: string, dim: number): Float64Array {
+    const cached = this.numberCache.get(`vector:${name}`);
+    if (cached !== undefined) return cached;
+    const out = this.convertVectors(name, column, dim);
+    this.numberCache.set(`vector:${name}`, out);
+    return out;
+  }
+
+  private convertVectors(name: string, column: string, dim: number): Float64Array {
     const values = this.source.column(name);
     if (values instanceof Float64Array && values.length === this.n * dim) {
+      const bad = typedVectorProblem(values, dim);
+      if (bad !== null) this.fail(bad.row, name, bad.problem);
       return values;
     }
     const out = new Float64Array(this.n * dim);
@@ -511,41 +518,44 @@ class Converter {
         out.fill(Number.NaN, i * dim, (i + 1) * dim);
         continue;
       }
-      if (!(Array.isArray(v) || isTypedArray(v))) {
-        this.fail(i, name, `is ${describeValue(v)}, not a vector of ${dim} numbers`);
-      }
-      const vector = v as ArrayLike<unknown>;
-      if (vector.length !== dim) {
-        this.fail(i, name, `has ${vector.length} components; ${this.ns}.${column} has ${dim}`);
-      }
-      for (let j = 0; j < dim; j++) {
-        const x = vector[j];
-        if (typeof x !== 'number') {
-          this.fail(i, name, `component ${j} is ${describeValue(x)}, not a number`);
-        }
-        out[i * dim + j] = x;
-      }
+      const problem = vectorProblem(v, dim, this.ns, column, out, i * dim);
+      if (problem !== null) this.fail(i, name, problem);
     }
     return out;
   }
 
-  /** One part of the group key: integers (NaN = null) or dictionary-encoded strings. */
-  key(column: string, label: string): KeyPart {
+  /**
+   * The parts of a group key: integers (NaN = null) or dictionary-encoded strings, each
+   * a key the store encodes exactly (whole numbers within 2^53, well-formed strings, and
+   * within the key format's byte budget together).
+   */
+  groupKey(columns: readonly string[], label: string): KeyPart[] {
+    const cacheKey = columns.join('\u0000');
+    const cached = this.groupKeyCache.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const parts = columns.map((c) => this.key(c, label));
+    const bad = groupKeyColumnsProblem(columns, parts as never, this.n);
+    if (bad !== null) this.fail(bad.row, groupKeyName(columns), bad.problem);
+    this.groupKeyCache.set(cacheKey, parts);
+    return parts;
+  }
+
+  /** One part of a group key. */
+  private key(column: string, label: string): KeyPart {
     const cached = this.keyCache.get(column);
     if (cached !== undefined) return cached;
     const name = this.sourceName(column, null, label, 'is keyed by');
     const kind = this.type(column).kind;
     let part: KeyPart;
     if (kind === 'string') {
-      const { strings, codes } = this.strings(name, column);
+      const { strings, codes } = this.strings(name);
       part = { strings, codes };
     } else {
       const ints = this.numbers(name, column);
       for (let i = 0; i < this.n; i++) {
-        const v = ints[i] ?? Number.NaN;
-        if (!Number.isNaN(v) && !Number.isSafeInteger(v)) {
-          this.fail(i, name, `is ${v}; a group key must be a whole number within 2^53`);
-        }
+        const v = ints[i] as number;
+        const problem = Number.isNaN(v) ? null : numberKeyProblem(v);
+        if (problem !== null) this.fail(i, name, problem);
       }
       part = { ints };
     }
@@ -567,7 +577,7 @@ class Converter {
         `filters on (\`${filter.text}\`)`,
       );
       if (column.type.kind === 'string') {
-        const { strings, codes } = this.strings(name, filter.column);
+        const { strings, codes } = this.strings(name);
         const test = stringPredicate(filter);
         const verdicts = strings.map(test);
         const nullVerdict = test(null);

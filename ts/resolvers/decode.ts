@@ -5,9 +5,25 @@
  * fails. A message that fails any step becomes a dead letter naming the reason and the
  * field; it never stops the stream.
  */
-import { timeOf } from '../engine/values.js';
 import { type DeadLetterRecord, type DecodedMessageColumns, native } from '../native.js';
-import type { ClassPlan, ColumnPlan, Plan } from '../planner/types.js';
+import type { ClassPlan, ColumnPlan, Plan, SeriesPlan } from '../planner/types.js';
+import {
+  GROUP_KEY_FORMAT,
+  groupKeyName,
+  groupKeyProblem,
+  keyPartBytes,
+  numberKeyProblem,
+} from '../rows/keys.js';
+import {
+  columnKey,
+  missingColumnProblem,
+  parseColumnName,
+  seriesLabel,
+  seriesTrigger,
+  writtenColumns,
+} from '../rows/names.js';
+import { timeProblem } from '../rows/time.js';
+import { isNullValue, numberProblem, stringProblem, vectorProblem } from '../rows/values.js';
 import type { SourceMessage } from '../sources/source.js';
 import { dedupeKey } from './dedupe.js';
 import { compileMessagePlan, type OutputShape, type PlannedRead } from './message-plan.js';
@@ -19,8 +35,6 @@ export interface BadMessage {
   readonly reason: string;
   readonly field?: string;
 }
-
-const VERSIONED = /^(.+)@(\d+)$/;
 
 /** One column of a batch: numbers (NaN = null) or other values. */
 export class BatchColumn {
@@ -118,7 +132,23 @@ interface ColumnSlot {
   readonly field: string;
   readonly read: ((m: unknown) => unknown) | null;
   readonly isKey: boolean;
+  /** Its index among the group-key columns, or -1 (see `BoundResolver.keyValues`). */
+  readonly keyIndex: number;
   readonly isTime: boolean;
+}
+
+/** What a row that feeds a series must carry. */
+interface SeriesNeeds {
+  /** The row properties that make a row feed the series (with default writes). */
+  readonly triggers: readonly string[];
+  readonly keys: readonly string[];
+  /** Columns the series reads besides its keys (value, `by`, filters), and why. */
+  readonly columns: readonly {
+    readonly names: readonly string[];
+    readonly shown: string;
+    readonly role: string;
+  }[];
+  readonly label: string;
 }
 
 /** A stream resolver compiled against a plan. */
@@ -137,8 +167,22 @@ export class BoundResolver {
   /** Columns of the class that some series reads. */
   private readonly needed: ReadonlySet<string>;
   private readonly scratch = { ms: 0 };
-  /** Per series: the row properties that feed it, and its key columns. */
-  private readonly triggers: readonly { columns: readonly string[]; keys: readonly string[] }[];
+  /** Per series: what a row feeding it carries (the batch then has every column). */
+  private readonly needs: readonly SeriesNeeds[];
+  /** The series these writes feed, whatever the row (`null`: by each row's columns). */
+  private readonly fedNeeds: readonly SeriesNeeds[] | null;
+  /** The distinct group keys of the class's series, as indexes into `keyValues`. */
+  private readonly groupKeys: readonly {
+    readonly columns: readonly string[];
+    readonly parts: readonly number[];
+  }[];
+  /** The group-key columns, in `keyValues` order. */
+  private readonly keyNames: readonly string[];
+  /** The current row's group-key values (for the key format's byte budget). */
+  private readonly keyValues: unknown[];
+  /** Message field of each group-key column of a declarative resolver. */
+  private readonly keyFields: readonly string[];
+  private readonly numberScratch = { n: 0 };
   /**
    * The native decoder of a declarative resolver whose schema allows it (`null`
    * otherwise): outputs 0..slots-1 are the slots, then the `timestamp` field, then the
@@ -183,6 +227,7 @@ export class BoundResolver {
         field: out.field,
         read: out.read,
         isKey: false,
+        keyIndex: -1,
         isTime: out.column === this.timeColumn,
       });
     }
@@ -196,32 +241,56 @@ export class BoundResolver {
     if (!resolver.updatesMaterializedAggregations) writes = [];
     this.writes = writes;
 
+    const needs = series.map((s) => seriesNeeds(s, cls));
+    this.needs = needs;
     // The key columns of every series these writes feed.
+    const normalized =
+      writes === null ? null : writtenColumns(cls, writes, true, (problem) => fail(problem));
+    const fed = needs.filter(
+      (_, i) => normalized === null || normalized.has(seriesTrigger(series[i] as SeriesPlan)),
+    );
+    this.fedNeeds = normalized === null ? null : fed;
     const keys = new Set<string>();
-    const normalized = writes === null ? null : new Set(writes.map((w) => this.normalize(w)));
-    for (const s of series) {
-      const trigger =
-        s.column === null
-          ? s.timeColumn
-          : s.column.version === null
-            ? s.column.name
-            : `${s.column.name}@${s.column.version}`;
-      if (normalized === null || normalized.has(trigger)) for (const k of s.groupKey) keys.add(k);
-    }
+    for (const n of fed) for (const k of n.keys) keys.add(k);
     this.keyColumns = keys;
-    this.triggers = series.map((s) => ({
-      columns:
-        s.column === null
-          ? [s.timeColumn]
-          : s.column.version === null
-            ? [s.column.name]
-            : s.column.version ===
-                cls.columns.find((c) => c.name === s.column?.name)?.versions?.defaultVersion
-              ? [`${s.column.name}@${s.column.version}`, s.column.name]
-              : [`${s.column.name}@${s.column.version}`],
-      keys: s.groupKey,
+    const keyNames = [...new Set(series.flatMap((s) => s.groupKey))];
+    this.keyNames = keyNames;
+    this.keyValues = new Array<unknown>(keyNames.length);
+    const distinct = new Map<string, string[]>();
+    for (const s of series) distinct.set(s.groupKey.join('+'), [...s.groupKey]);
+    this.groupKeys = [...distinct.values()].map((columns) => ({
+      columns,
+      parts: columns.map((c) => keyNames.indexOf(c)),
     }));
-    this.slots = slots.map((s) => ({ ...s, isKey: keys.has(s.column.name) }));
+    this.slots = slots.map((s) => ({
+      ...s,
+      isKey: keys.has(s.column.name),
+      keyIndex: s.key === s.column.name ? keyNames.indexOf(s.column.name) : -1,
+    }));
+    this.keyFields = keyNames.map(
+      (k) => this.slots.find((s) => s.keyIndex >= 0 && s.key === k)?.field ?? k,
+    );
+    if (resolver.columns !== null && this.fedNeeds !== null) {
+      // A declarative resolver writes the same columns for every message: one that does
+      // not write a column a series it feeds reads is a definition error.
+      const wrote = new Set(this.slots.map((s) => s.key));
+      if (this.timeColumn !== null) wrote.add(this.timeColumn);
+      for (const n of this.fedNeeds) {
+        for (const k of n.keys) {
+          if (!wrote.has(k))
+            fail(
+              `outputFeatures does not write ${this.namespace}.${k}, which ${n.label} is keyed by`,
+            );
+        }
+        for (const c of n.columns) {
+          if (!c.names.some((name) => wrote.has(name))) {
+            fail(
+              `outputFeatures does not write ${this.namespace}.${c.shown}, which ${n.label} ${c.role}`,
+            );
+          }
+        }
+      }
+    }
     // Only columns some series reads (value, `by`, filter, key, time) are kept in the
     // batch; the others are checked and dropped.
     const needed = new Set<string>();
@@ -290,7 +359,53 @@ export class BoundResolver {
       end += value.length;
       offsets[i + 1] = end;
     }
-    return this.fast.decoder.decode(Buffer.concat(values, end), offsets);
+    const decoded = this.fast.decoder.decode(Buffer.concat(values, end), offsets);
+    this.leaveOverlongKeys(decoded);
+    return decoded;
+  }
+
+  /**
+   * Leaves to the general path the messages whose group key is over the key format's
+   * byte budget, so that their dead letter states it as every other path does.
+   */
+  private leaveOverlongKeys(decoded: DecodedMessageColumns): void {
+    const shapes = (this.fast as NonNullable<BoundResolver['fast']>).shapes;
+    const header = GROUP_KEY_FORMAT.stringPartHeaderBytes;
+    for (const key of this.groupKeys) {
+      // Outputs of the key's parts; a part no slot writes leaves the key to the general path.
+      const outputs = key.columns.map((c) => this.slots.findIndex((s) => s.key === c));
+      if (outputs.some((o) => o < 0)) continue;
+      let bound = 0;
+      const lengths: (Int32Array | null)[] = outputs.map((o) => {
+        if (shapes[o] !== 'string') {
+          bound += GROUP_KEY_FORMAT.intPartBytes;
+          return null;
+        }
+        const dict = decoded.strings[o]?.dict ?? [];
+        const bytes = Int32Array.from(dict, (s) =>
+          s.length * 3 + header > GROUP_KEY_FORMAT.maxBytes
+            ? header + Buffer.byteLength(s, 'utf8')
+            : header + s.length * 3,
+        );
+        bound += bytes.reduce((a, b) => Math.max(a, b), 0);
+        return bytes;
+      });
+      if (bound <= GROUP_KEY_FORMAT.maxBytes) continue;
+      for (let i = 0; i < decoded.decoded.length; i++) {
+        if (decoded.decoded[i] !== 1) continue;
+        let total = 0;
+        for (let j = 0; j < outputs.length; j++) {
+          const bytes = lengths[j];
+          if (bytes == null) total += GROUP_KEY_FORMAT.intPartBytes;
+          else {
+            const code = decoded.strings[outputs[j] as number]?.codes[i] ?? 0;
+            total += bytes[code] ?? 0;
+          }
+        }
+        // An estimate over the budget: the general path counts exactly and decides.
+        if (total > GROUP_KEY_FORMAT.maxBytes) decoded.decoded[i] = 0;
+      }
+    }
   }
 
   /** {@link map} for message `i` of a fast-decoded poll (which the decoder accepted). */
@@ -328,22 +443,61 @@ export class BoundResolver {
     return Number.isNaN(value) ? undefined : dedupeKey(value);
   }
 
-  /** The key columns of the series a row (with default writes) feeds. */
-  private keysFedBy(record: Readonly<Record<string, unknown>>): Set<string> {
-    const keys = new Set<string>();
-    for (const t of this.triggers) {
-      if (t.columns.some((c) => record[c] !== undefined)) for (const k of t.keys) keys.add(k);
+  /**
+   * Why a row does not carry what the series it feeds read, or `null`: a key (not null),
+   * and the value, `by` and filter columns (null allowed), as `Tessera.ingest` of that
+   * row alone would need them.
+   */
+  private rowNeeds(record: Readonly<Record<string, unknown>>): BadMessage | null {
+    for (const n of this.fedNeeds ?? this.needs) {
+      if (this.fedNeeds === null && !n.triggers.some((c) => record[c] !== undefined)) continue;
+      for (const k of n.keys) {
+        if (record[k] === undefined || record[k] === null) {
+          return { reason: `missing key: ${this.namespace}.${k}`, field: k };
+        }
+      }
+      for (const c of n.columns) {
+        if (!c.names.some((name) => record[name] !== undefined)) {
+          return {
+            reason: `rows ${missingColumnProblem(c.shown, n.label, c.role)}`,
+            field: c.shown,
+          };
+        }
+      }
     }
-    return keys;
+    return null;
   }
 
-  /** `amount` -> `amount@<default>` for a versioned column; as-is otherwise. */
-  private normalize(write: string): string {
-    const m = VERSIONED.exec(write);
-    const name = m?.[1] ?? write;
-    const column = this.columnPlans.get(name);
-    if (column?.versions && m === null) return `${name}@${column.versions.defaultVersion}`;
-    return write;
+  /**
+   * Why the current row's group keys (in `keyValues`) do not fit the store's key format,
+   * or `null`. Every group key of the class whose parts the row carries is checked, so a
+   * row is refused here rather than in the batch it joins.
+   */
+  private keyBudgetProblem(): BadMessage | null {
+    const values = this.keyValues;
+    const header = GROUP_KEY_FORMAT.stringPartHeaderBytes;
+    for (const key of this.groupKeys) {
+      let bound = 0;
+      let complete = true;
+      for (const p of key.parts) {
+        const v = values[p];
+        if (typeof v === 'string') bound += header + v.length * 3;
+        else if (typeof v === 'number') bound += GROUP_KEY_FORMAT.intPartBytes;
+        else complete = false;
+      }
+      if (!complete || bound <= GROUP_KEY_FORMAT.maxBytes) continue;
+      let bytes = 0;
+      for (const p of key.parts) bytes += keyPartBytes(values[p] as number | string);
+      const problem = groupKeyProblem(key.columns, bytes);
+      if (problem !== null) {
+        const first = key.parts[0] as number;
+        return {
+          reason: `${groupKeyName(key.columns)} ${problem}`,
+          field: this.keyFields[first] as string,
+        };
+      }
+    }
+    return null;
   }
 
   private checkedColumn(out: OutputColumn, fail: (p: string) => never): ColumnPlan {
@@ -391,13 +545,30 @@ export class BoundResolver {
     const path = issue?.path.map(String).join('.') ?? '';
     const value = issue === undefined ? undefined : valueAt(json, issue.path);
     if (typeof value === 'number' && !Number.isFinite(value)) {
-      return { ok: false, bad: { reason: `non-finite number (${value})`, field: path } };
+      // The problem the column's conversion states for the value (the schema refused it
+      // first): named by the column a declarative resolver writes the field to.
+      const slot = this.slots.find((s) => s.field === path);
+      const problem = `is ${value}, not a finite number`;
+      const reason =
+        slot !== undefined
+          ? `${slot.key} ${problem}`
+          : (this.vectorComponentReason(issue?.path ?? [], problem) ?? `${path} ${problem}`);
+      return { ok: false, bad: { reason, field: path } };
     }
     const bad: BadMessage =
       path === ''
         ? { reason: `schema mismatch: ${issue?.message ?? 'invalid'}` }
         : { reason: `schema mismatch: ${issue?.message ?? 'invalid'}`, field: path };
     return { ok: false, bad };
+  }
+
+  /** `embedding component 1 is Infinity, ...` for a component of a vector slot's field. */
+  private vectorComponentReason(path: readonly PropertyKey[], problem: string): string | null {
+    const last = path[path.length - 1];
+    if (typeof last !== 'number') return null;
+    const field = path.slice(0, -1).map(String).join('.');
+    const slot = this.slots.find((s) => s.field === field && s.kind === 'vector');
+    return slot === undefined ? null : `${slot.key} component ${last} ${problem}`;
   }
 
   /**
@@ -413,8 +584,7 @@ export class BoundResolver {
     let explicitTime: number | undefined;
     const ts = this.resolver.timestamp;
     if (ts !== null) {
-      const value = ts.read(message);
-      const problem = this.time(value);
+      const problem = this.time(ts.read(message), ts.field);
       if (problem !== null) return { ok: false, bad: { reason: problem, field: ts.field } };
       explicitTime = this.scratch.ms;
     }
@@ -472,12 +642,13 @@ export class BoundResolver {
     const slots = this.slots;
     batch.slotColumns ??= slots.map((s) => batch.column(s.key));
     const columns = batch.slotColumns;
+    this.keyValues.fill(undefined);
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i] as ColumnSlot;
       const bad = this.store(slot, slot.read?.(message), row, columns[i]);
       if (bad !== null) return bad;
     }
-    return null;
+    return this.keyBudgetProblem();
   }
 
   private fillRow(value: unknown, batch: ColumnBatch): BadMessage | null {
@@ -486,9 +657,9 @@ export class BoundResolver {
     }
     const row = batch.addRow();
     const record = value as Record<string, unknown>;
+    this.keyValues.fill(undefined);
     for (const key of Object.keys(record)) {
-      const m = VERSIONED.exec(key);
-      const name = m?.[1] ?? key;
+      const { column: name, version } = parseColumnName(key);
       const column = this.columnPlans.get(name);
       if (column === undefined) continue; // not a column: ignored, as by ingest
       let target: BatchColumn | undefined;
@@ -506,19 +677,14 @@ export class BoundResolver {
         kind: column.type.kind,
         field: key,
         read: null,
-        isKey: this.keyColumns.has(name) && m === null,
+        isKey: this.keyColumns.has(name) && version === null,
+        keyIndex: version === null ? this.keyNames.indexOf(name) : -1,
         isTime: name === this.timeColumn,
       };
       const bad = this.store(slot, record[key], row, target);
       if (bad !== null) return bad;
     }
-    const needed = this.writes === null ? this.keysFedBy(record) : this.keyColumns;
-    for (const k of needed) {
-      if (record[k] === undefined || record[k] === null) {
-        return { reason: `missing key: ${this.namespace}.${k}`, field: k };
-      }
-    }
-    return null;
+    return this.rowNeeds(record) ?? this.keyBudgetProblem();
   }
 
   /** Checks one value and stores it in `column` (when the aggregations read it). */
@@ -528,89 +694,42 @@ export class BoundResolver {
     row: number,
     column: BatchColumn | undefined,
   ): BadMessage | null {
-    if (value === undefined || value === null) {
-      if (slot.isKey)
+    if (isNullValue(value)) {
+      if (slot.isKey) {
         return { reason: `missing key: ${this.namespace}.${slot.key}`, field: slot.field };
+      }
       return null; // a null value is skipped by every aggregation
     }
+    let problem: string | null;
     switch (slot.kind) {
-      case 'float':
-      case 'int': {
-        if (typeof value !== 'number') {
-          return { reason: `${slot.key} is ${typeof value}, not a number`, field: slot.field };
-        }
-        if (!Number.isFinite(value)) {
-          return { reason: `non-finite number (${value})`, field: slot.field };
-        }
-        if (slot.kind === 'int' && !Number.isSafeInteger(value)) {
-          return {
-            reason: `${slot.key} is ${value}, not a whole number within 2^53`,
-            field: slot.field,
-          };
-        }
-        setNumber(column, row, value);
-        return null;
-      }
-      case 'boolean': {
-        if (typeof value === 'boolean') setNumber(column, row, value ? 1 : 0);
-        else if (value === 0 || value === 1) setNumber(column, row, value);
-        else return { reason: `${slot.key} is ${typeof value}, not a boolean`, field: slot.field };
-        return null;
-      }
-      case 'datetime': {
-        const problem = this.time(value);
-        if (problem !== null) return { reason: problem, field: slot.field };
-        setNumber(column, row, this.scratch.ms);
-        return null;
-      }
-      case 'string': {
-        if (typeof value !== 'string') {
-          return { reason: `${slot.key} is ${typeof value}, not a string`, field: slot.field };
-        }
-        setOther(column, row, value);
-        return null;
-      }
-      case 'vector': {
-        const dim = slot.column.type.kind === 'vector' ? slot.column.type.dim : 0;
-        if (!Array.isArray(value) || value.length !== dim) {
-          return { reason: `${slot.key} is not a vector of ${dim} numbers`, field: slot.field };
-        }
-        for (const x of value) {
-          if (typeof x !== 'number') {
-            return {
-              reason: `${slot.key} has a component that is not a number`,
-              field: slot.field,
-            };
-          }
-          if (!Number.isFinite(x)) {
-            return { reason: `non-finite number (${x}) in a vector`, field: slot.field };
-          }
-        }
-        setOther(column, row, value);
-        return null;
+      case 'string':
+        problem = stringProblem(value);
+        if (problem === null) setOther(column, row, value);
+        break;
+      case 'vector':
+        problem = vectorProblem(value, slot.column.type.dim ?? 0, this.namespace, slot.column.name);
+        if (problem === null) setOther(column, row, value);
+        break;
+      default: {
+        const out = this.numberScratch;
+        problem = numberProblem(slot.kind, value, out);
+        if (problem === null && slot.isKey && slot.kind !== 'int')
+          problem = numberKeyProblem(out.n);
+        if (problem === null) setNumber(column, row, out.n);
       }
     }
+    if (problem !== null) return { reason: `${slot.key} ${problem}`, field: slot.field };
+    if (slot.keyIndex >= 0) this.keyValues[slot.keyIndex] = value;
+    return null;
   }
 
-  /** Checks an event time into `scratch.ms`: zoned ISO strings, Dates or epoch ms. */
-  private time(value: unknown): string | null {
-    if (value === undefined || value === null) return 'missing timestamp';
-    if (typeof value === 'number' && !Number.isFinite(value)) {
-      return `non-finite number (${value}) as a timestamp`;
+  /** Checks the event time of the `timestamp` field into `scratch.ms`. */
+  private time(value: unknown, field: string): string | null {
+    if (isNullValue(value)) {
+      return `${field} is missing; the resolver's timestamp field gives each message its event time`;
     }
-    if (typeof value === 'string') {
-      const ms = fastIsoMs(value);
-      if (ms !== undefined) {
-        this.scratch.ms = ms;
-        return null;
-      }
-    }
-    const problem = timeOf(value, this.scratch);
-    if (problem === null) return null;
-    if (typeof value === 'string' && NAIVE.test(value.trim())) {
-      return `naive timestamp '${value}': it must carry a time zone ('Z' or '+02:00')`;
-    }
-    return `bad timestamp: ${problem}`;
+    const problem = timeProblem(value, this.scratch);
+    return problem === null ? null : `${field} ${problem}`;
   }
 
   /** A dead letter for `raw`. */
@@ -627,78 +746,6 @@ export class BoundResolver {
     return letter;
   }
 }
-
-const ZERO = 48;
-
-function digits(s: string, from: number, count: number): number {
-  let v = 0;
-  for (let i = from; i < from + count; i++) {
-    const d = s.charCodeAt(i) - ZERO;
-    if (d < 0 || d > 9) return -1;
-    v = v * 10 + d;
-  }
-  return v;
-}
-
-function daysInMonth(year: number, month: number): number {
-  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
-  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
-}
-
-/**
- * The common shape `YYYY-MM-DDTHH:MM:SS[.fff]Z` (or `+HH:MM`) read without a regular
- * expression or `Date.parse`; `undefined` for anything else (the general parser decides).
- */
-export function fastIsoMs(s: string): number | undefined {
-  const n = s.length;
-  if (n < 20 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 84) {
-    return undefined;
-  }
-  if (s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return undefined;
-  const year = digits(s, 0, 4);
-  const month = digits(s, 5, 2);
-  const day = digits(s, 8, 2);
-  const hour = digits(s, 11, 2);
-  const minute = digits(s, 14, 2);
-  const second = digits(s, 17, 2);
-  if ((year | month | day | hour | minute | second) < 0) return undefined;
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
-    return undefined;
-  }
-  let i = 19;
-  let ms = 0;
-  if (s.charCodeAt(i) === 46) {
-    let scale = 100;
-    i += 1;
-    const start = i;
-    while (i < n) {
-      const d = s.charCodeAt(i) - ZERO;
-      if (d < 0 || d > 9) break;
-      ms += d * scale;
-      scale /= 10;
-      i += 1;
-    }
-    if (i === start) return undefined;
-    ms = Math.floor(ms);
-  }
-  let offsetMinutes = 0;
-  const z = s.charCodeAt(i);
-  if (z === 90 || z === 122) {
-    if (i + 1 !== n) return undefined;
-  } else if (z === 43 || z === 45) {
-    if (i + 6 !== n || s.charCodeAt(i + 3) !== 58) return undefined;
-    const oh = digits(s, i + 1, 2);
-    const om = digits(s, i + 4, 2);
-    if (oh < 0 || om < 0 || oh > 23 || om > 59) return undefined;
-    offsetMinutes = (z === 43 ? 1 : -1) * (oh * 60 + om);
-  } else return undefined;
-  // Day 31 of a 30-day month (or Feb 29 of a common year): the general parser decides.
-  if (day > 28 && day > daysInMonth(year, month)) return undefined;
-  return Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMinutes * 60_000;
-}
-
-/** A date-time without a zone: `2026-01-31T12:00:00`, `2026-01-31 12:00`. */
-const NAIVE = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$/;
 
 /** Message `i`'s string of output `o` of a fast-decoded poll. */
 function stringAt(decoded: DecodedMessageColumns, o: number, i: number): string | undefined {
@@ -737,4 +784,46 @@ function context(raw: SourceMessage): MessageContext {
     key: raw.key,
     timestampMs: raw.timestampMs,
   };
+}
+
+/** What a row feeding `series` must carry (see `BoundResolver.rowNeeds`). */
+function seriesNeeds(series: SeriesPlan, cls: ClassPlan): SeriesNeeds {
+  const label = seriesLabel(series);
+  // The properties that hold a column at a version, as ingest looks them up.
+  const names = (name: string, version: number | null): string[] =>
+    version === null ? [name] : [columnKey(name, version), name];
+  const columns: { names: string[]; shown: string; role: string }[] = [];
+  if (series.column !== null) {
+    const { name, version } = series.column;
+    columns.push({
+      names: names(name, version),
+      shown: columnKey(name, version),
+      role: 'aggregates',
+    });
+  }
+  if (series.by !== null) {
+    const { name, version } = series.by;
+    columns.push({
+      names: names(name, version),
+      shown: columnKey(name, version),
+      role: "orders by ('by')",
+    });
+  }
+  for (const f of series.filters) {
+    columns.push({
+      names: names(f.column, f.version),
+      shown: columnKey(f.column, f.version),
+      role: `filters on (\`${f.text}\`)`,
+    });
+  }
+  let triggers: string[];
+  if (series.column === null) triggers = [series.timeColumn];
+  else if (series.column.version === null) triggers = [series.column.name];
+  else {
+    const { name, version } = series.column;
+    const isDefault =
+      cls.columns.find((c) => c.name === name)?.versions?.defaultVersion === version;
+    triggers = isDefault ? [columnKey(name, version), name] : [columnKey(name, version)];
+  }
+  return { triggers, keys: series.groupKey, columns, label };
 }

@@ -14,7 +14,6 @@ import type {
   CommitOptions,
   DeadLetterRecord,
   ResolverStateRecord,
-  SeriesBatchInput,
   SourcePositionInput,
 } from '../native.js';
 import type { PartitionLag, PartitionPosition, SourceMessage } from '../sources/source.js';
@@ -374,37 +373,13 @@ export class StreamRunner {
   private async store(d: DecodedBatch): Promise<void> {
     const engine = this.tessera.engine;
     const writes = this.bound.writes ?? undefined;
-    let rows = d.batch.rows;
-    let accepted = d.ranges.length;
+    const rows = d.batch.rows;
+    const accepted = d.ranges.length;
     const deadLetters = d.deadLetters;
     if (d.positions.length > 0) {
-      let batches: SeriesBatchInput[];
-      try {
-        batches = this.ingest.prepare(d.batch.columns(), writes).batches;
-      } catch {
-        // A row the checks let through was refused: prepare message by message (still one
-        // atomic commit), and keep the refused messages as dead letters.
-        rows = 0;
-        accepted = 0;
-        batches = [];
-        const columns = d.batch.columns();
-        for (const { raw, start, end } of d.ranges) {
-          try {
-            const one = this.ingest.prepare(sliceColumns(columns, start, end), writes);
-            batches.push(...one.batches);
-            rows += end - start;
-            accepted += 1;
-          } catch (e) {
-            deadLetters.push(
-              this.bound.deadLetter(
-                raw,
-                { reason: `refused by ingest: ${e instanceof Error ? e.message : String(e)}` },
-                this.clock(),
-              ),
-            );
-          }
-        }
-      }
+      // The decoder checked every row through the conversion path `ingest` uses
+      // (`ts/rows/`), so `prepare` accepts the batch.
+      const batches = this.ingest.prepare(d.batch.columns(), writes).batches;
       const options: CommitOptions = { positions: d.positions };
       if (deadLetters.length > 0) options.deadLetters = deadLetters;
       if (d.resolverStates.length > 0) options.resolverStates = d.resolverStates;
@@ -444,19 +419,4 @@ export class StreamRunner {
         .map(({ partition, offset }) => ({ partition, offset })),
     });
   }
-}
-
-function sliceColumns(
-  columns: Record<string, ArrayLike<unknown>>,
-  start: number,
-  end: number,
-): Record<string, ArrayLike<unknown>> {
-  const out: Record<string, ArrayLike<unknown>> = {};
-  for (const [name, column] of Object.entries(columns)) {
-    out[name] =
-      column instanceof Float64Array
-        ? column.subarray(start, end)
-        : Array.prototype.slice.call(column, start, end);
-  }
-  return out;
 }

@@ -13,6 +13,7 @@ import type { z } from 'zod';
 import type { Column } from '../dsl/column.js';
 import { parseDuration } from '../dsl/duration.js';
 import { type AnyFeatureClass, definitionOf, isFeatureClass } from '../dsl/feature-class.js';
+import { parseColumnName } from '../rows/names.js';
 import type { Source } from '../sources/source.js';
 
 /** A message field: a (dotted) path into the validated message, or a function of it. */
@@ -150,8 +151,6 @@ export class StreamResolverError extends Error {
   }
 }
 
-const VERSIONED = /^(.+)@(\d+)$/;
-
 /**
  * Declares a stream resolver, in either form.
  *
@@ -221,8 +220,8 @@ export function makeStreamResolver<S extends z.ZodType>(
     } else {
       if (namespace === undefined) fail('the map form of outputFeatures needs `output`');
       for (const [key, field] of Object.entries(o.outputFeatures as OutputFeatureMap<unknown>)) {
-        const m = VERSIONED.exec(key);
-        entries.push([m?.[1] ?? key, m?.[2] === undefined ? null : Number(m[2]), field, null]);
+        const { column, version } = parseColumnName(key);
+        entries.push([column, version, field, null]);
       }
     }
     if (entries.length === 0) fail('outputFeatures is empty');

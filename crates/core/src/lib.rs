@@ -7,7 +7,6 @@ pub mod duration;
 pub mod error;
 pub mod hint;
 pub mod item;
-pub mod message;
 pub mod sketch;
 
 pub use aggregation::{AggState, AggValue, Aggregation, NumericSummary, STATE_FORMAT_VERSION};

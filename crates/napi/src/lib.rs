@@ -11,6 +11,7 @@ mod conversions;
 mod description;
 mod engine;
 mod error;
+pub mod limits;
 mod messages;
 mod objects;
 mod tasks;

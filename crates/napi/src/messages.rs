@@ -1,9 +1,9 @@
 //! `JsonMessageDecoder`: the fast path of declarative stream resolvers, decoding a poll's
-//! JSON messages into columns in one call (see `tessera_core::message`).
+//! JSON messages into columns in one call (see the `tessera-message` crate).
 
 use napi::bindgen_prelude::{Buffer, Float64Array, Uint32Array, Uint8Array};
 use napi_derive::napi;
-use tessera_core::message::{FieldType, MessageField, MessageOutput, MessagePlan, OutputKind};
+use tessera_message::{FieldType, MessageField, MessageOutput, MessagePlan, OutputKind};
 
 use crate::error::{guard, js_error};
 

@@ -7,7 +7,7 @@ use tessera_core::{AggState, Aggregation, Item, NumericSummary, StartCache};
 
 use crate::bucket_table::{BucketSlot, BucketTable};
 use crate::error::{invalid_batch, StoreResult};
-use crate::key::{bucket_key, int_key_part, push_int_part, push_text_part};
+use crate::key::{bucket_key, check_group_keys, int_key_part, push_int_part, push_text_part};
 use crate::layout::{SeriesLayout, ValueKind};
 use tessera_core::aggregation::FoldInput;
 use tessera_core::hint::prefetch;
@@ -446,7 +446,7 @@ impl PendingDelta {
                 }
             }
         }
-        Ok(())
+        check_group_keys(&batch.keys, batch.selection, &format!("series '{id}'"))
     }
 
     /// Folds a validated batch into the delta. `series_index` is the series' position in

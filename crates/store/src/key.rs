@@ -10,8 +10,25 @@
 //! A group key is a tuple of parts; each part is `i` + i64 BE (sign flipped) for integers
 //! or `s` + u32 BE length + UTF-8 for strings, so a key's bytes never depend on how the
 //! caller passed it.
+//!
+//! The group key length is a u16, so an encoded group key holds at most
+//! [`MAX_GROUP_KEY_BYTES`]: one string part of at most 65,530 UTF-8 bytes, or any tuple
+//! whose parts ([`INT_PART_BYTES`] per integer, [`TEXT_PART_HEADER_BYTES`] plus the UTF-8
+//! bytes per string) add up to no more. A batch with a longer key is refused when it is
+//! validated ([`check_group_keys`]), before anything is folded, and [`bucket_key`] never
+//! writes a length that wrapped.
 
 use crate::error::{invalid_batch, StoreResult};
+use crate::fold::{KeyColumn, NULL_CODE};
+
+/// The most bytes an encoded group key may take: its length is written as a u16.
+pub const MAX_GROUP_KEY_BYTES: usize = u16::MAX as usize;
+
+/// Bytes of an integer group-key part: the tag and the i64.
+pub const INT_PART_BYTES: usize = 9;
+
+/// Bytes of a string group-key part besides its UTF-8: the tag and the u32 length.
+pub const TEXT_PART_HEADER_BYTES: usize = 5;
 
 /// Bytes of a bucket key after the group key: size (8) and start (8).
 const SUFFIX_LEN: usize = 16;
@@ -75,15 +92,84 @@ fn flip(start: i64) -> [u8; 8] {
     ((start as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-/// Writes the key of one bucket into `out` (cleared first).
+/// Refuses the first row (of `selection`, or of all rows) whose group key would encode to
+/// more than [`MAX_GROUP_KEY_BYTES`]. Rows with a null part belong to no group and pass.
+/// Unless some dictionary holds a string long enough, no row is looked at.
+///
+/// # Errors
+/// An invalid-batch error naming the row, its encoded length and the limit.
+pub fn check_group_keys(
+    keys: &[KeyColumn<'_>],
+    selection: Option<&[u32]>,
+    context: &str,
+) -> StoreResult<()> {
+    let longest: usize = keys
+        .iter()
+        .map(|column| match column {
+            KeyColumn::Ints(_) => INT_PART_BYTES,
+            KeyColumn::Strings { dict, .. } => {
+                TEXT_PART_HEADER_BYTES + dict.iter().map(String::len).max().unwrap_or(0)
+            }
+        })
+        .sum();
+    if longest <= MAX_GROUP_KEY_BYTES {
+        return Ok(());
+    }
+    let encoded_len = |row: usize| -> Option<usize> {
+        let mut len = 0;
+        for column in keys {
+            len += match column {
+                KeyColumn::Ints(v) if v.get(row)?.is_nan() => return None,
+                KeyColumn::Ints(_) => INT_PART_BYTES,
+                KeyColumn::Strings { dict, codes } => match *codes.get(row)? {
+                    NULL_CODE => return None,
+                    code => TEXT_PART_HEADER_BYTES + dict.get(code as usize)?.len(),
+                },
+            };
+        }
+        Some(len)
+    };
+    let rows = keys.first().map_or(0, |column| match column {
+        KeyColumn::Ints(v) => v.len(),
+        KeyColumn::Strings { codes, .. } => codes.len(),
+    });
+    let check = |row: usize| {
+        match encoded_len(row) {
+        Some(len) if len > MAX_GROUP_KEY_BYTES => Err(invalid_batch(format!(
+            "{context}: the group key at row {row} encodes to {len} bytes; a group key holds at most {MAX_GROUP_KEY_BYTES}"
+        ))),
+        _ => Ok(()),
+    }
+    };
+    match selection {
+        Some(rows) => rows.iter().try_for_each(|&row| check(row as usize)),
+        None => (0..rows).try_for_each(check),
+    }
+}
+
+/// Writes the key of one bucket into `out` (cleared first). A group key longer than
+/// [`MAX_GROUP_KEY_BYTES`] has no bucket key: `out` is left empty and the result is
+/// false, so no length ever wraps. Writes never get there ([`check_group_keys`] refuses
+/// the batch), and a read over an empty key range finds nothing, which is what a key
+/// that cannot be stored holds.
 #[inline]
-pub fn bucket_key(out: &mut Vec<u8>, series: u32, group_key: &[u8], size_ms: i64, start: i64) {
+pub fn bucket_key(
+    out: &mut Vec<u8>,
+    series: u32,
+    group_key: &[u8],
+    size_ms: i64,
+    start: i64,
+) -> bool {
     out.clear();
+    let Ok(len) = u16::try_from(group_key.len()) else {
+        return false;
+    };
     out.extend_from_slice(&series.to_be_bytes());
-    out.extend_from_slice(&(group_key.len() as u16).to_be_bytes());
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(group_key);
     out.extend_from_slice(&(size_ms as u64).to_be_bytes());
     out.extend_from_slice(&flip(start));
+    true
 }
 
 /// The parts of a bucket key that retention and reads need.
@@ -150,6 +236,78 @@ mod tests {
         };
         assert!(enc(-5) < enc(3));
         assert!(enc(3) < enc(1 << 40));
+    }
+
+    fn text_key(text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        push_text_part(&mut out, text);
+        out
+    }
+
+    #[test]
+    fn a_group_key_at_the_limit_round_trips_and_one_byte_more_has_no_key() {
+        let longest = "k".repeat(MAX_GROUP_KEY_BYTES - TEXT_PART_HEADER_BYTES);
+        let group = text_key(&longest);
+        assert_eq!(group.len(), MAX_GROUP_KEY_BYTES);
+        let mut key = Vec::new();
+        assert!(bucket_key(&mut key, 3, &group, 60_000, 120_000));
+        let parts = parse_bucket_key(&key).unwrap();
+        assert_eq!(parts.group_key, &group[..]);
+        assert_eq!(parts.start, 120_000);
+
+        let past = text_key(&format!("{longest}k"));
+        key.extend_from_slice(b"stale");
+        assert!(!bucket_key(&mut key, 3, &past, 60_000, 120_000));
+        assert!(key.is_empty(), "no key rather than a wrapped length");
+    }
+
+    #[test]
+    fn check_group_keys_refuses_the_first_row_past_the_limit() {
+        let at_limit = "a".repeat(MAX_GROUP_KEY_BYTES - TEXT_PART_HEADER_BYTES);
+        // 'é' is two UTF-8 bytes: the limit is on bytes, not characters.
+        let past = format!(
+            "{}é",
+            "a".repeat(MAX_GROUP_KEY_BYTES - TEXT_PART_HEADER_BYTES - 1)
+        );
+        let dict = vec!["short".to_owned(), at_limit, past];
+        let codes = [0, 1, NULL_CODE, 2];
+        let single = [KeyColumn::Strings {
+            dict: &dict,
+            codes: &codes,
+        }];
+        let err = check_group_keys(&single, None, "series 's'").unwrap_err();
+        assert_eq!(
+            err.message,
+            "series 's': the group key at row 3 encodes to 65536 bytes; a group key holds at most 65535"
+        );
+        assert!(check_group_keys(&single, Some(&[0, 1, 2]), "s").is_ok());
+
+        // With an integer part, the string's limit is nine bytes lower.
+        let ints = [1.0, 2.0, 3.0, f64::NAN];
+        let composite = [
+            KeyColumn::Ints(&ints),
+            KeyColumn::Strings {
+                dict: &dict,
+                codes: &codes,
+            },
+        ];
+        let err = check_group_keys(&composite, None, "s").unwrap_err();
+        assert!(
+            err.message.contains("row 1 encodes to 65544 bytes"),
+            "{}",
+            err.message
+        );
+        assert!(check_group_keys(&composite, Some(&[0, 2, 3]), "s").is_ok());
+
+        let small = ["x".to_owned()];
+        let few = [
+            KeyColumn::Ints(&ints),
+            KeyColumn::Strings {
+                dict: &small,
+                codes: &[0, 0, 0, 0],
+            },
+        ];
+        assert!(check_group_keys(&few, None, "s").is_ok());
     }
 
     #[test]

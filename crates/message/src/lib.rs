@@ -1,6 +1,7 @@
 //! Stream messages decoded in bulk: JSON objects checked against a flat message schema
 //! (fields of string, number or boolean type, optional or nullable) and the values that
-//! a resolver writes pulled out into columns.
+//! a resolver writes pulled out into columns. Its own crate, so that only this decoder
+//! (and the store's records) depend on serde, never the core.
 //!
 //! This is the fast path of a declarative stream resolver whose schema has this simple
 //! shape. It is deliberately conservative: a message it *accepts* yields exactly what the
@@ -487,9 +488,10 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fff...](Z|z|+HH:MM|-HH:MM)` as Unix milliseconds, exactly as
-/// the TypeScript fast path reads it (fractions truncated to the millisecond the same
-/// way); `None` for any other shape, an impossible date, or a year before 1000 (which
-/// `Date.UTC` would read differently), so that the general path decides.
+/// the TypeScript conversion path reads it (`ts/rows/time.ts`: fractions truncated to the
+/// millisecond); `None` for any other shape, a date that is not on the calendar
+/// (`2026-02-30`), or a year before 1000, so that the general path decides (and refuses
+/// the impossible date with its reason).
 pub fn iso_ms(s: &str) -> Option<f64> {
     let b = s.as_bytes();
     let n = b.len();
@@ -512,21 +514,20 @@ pub fn iso_ms(s: &str) -> Option<f64> {
         return None;
     }
     let mut i = 19;
-    let mut ms = 0.0f64;
+    let mut ms = 0i64;
     if b[i] == b'.' {
-        // The same floating-point steps as the TypeScript reader, so the same result.
-        let mut scale = 100.0f64;
+        // Truncated to the millisecond: digits past the third count for nothing.
+        let mut scale = 100;
         i += 1;
         let start = i;
         while i < n && b[i].is_ascii_digit() {
-            ms += f64::from(b[i] - b'0') * scale;
-            scale /= 10.0;
+            ms += i64::from(b[i] - b'0') * scale;
+            scale /= 10;
             i += 1;
         }
         if i == start {
             return None;
         }
-        ms = ms.floor();
     }
     let offset_minutes = match b.get(i)? {
         b'Z' | b'z' if i + 1 == n => 0i64,
@@ -550,7 +551,7 @@ pub fn iso_ms(s: &str) -> Option<f64> {
     }
     let days = days_from_civil(i64::from(year), i64::from(month), i64::from(day));
     let seconds = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
-    Some((seconds * 1000 - offset_minutes * 60_000) as f64 + ms)
+    Some((seconds * 1000 + ms - offset_minutes * 60_000) as f64)
 }
 
 #[cfg(test)]
@@ -789,6 +790,17 @@ mod tests {
         );
         assert_eq!(iso_ms("1969-12-31T23:59:59.5Z"), Some(-500.0));
         assert_eq!(iso_ms("2023-02-29T00:00:00Z"), None);
+        assert_eq!(
+            iso_ms("2026-02-30T00:00:00Z"),
+            None,
+            "never rolled over to March 2"
+        );
+        assert_eq!(iso_ms("2026-04-31T00:00:00Z"), None);
+        assert_eq!(iso_ms("2024-02-29T00:00:00Z"), Some(1_709_164_800_000.0));
+        assert_eq!(
+            iso_ms("2026-01-31T12:00:00.9999999Z"),
+            Some(1_769_860_800_999.0)
+        );
         assert_eq!(iso_ms("2026-01-31 12:00:00Z"), None);
         assert_eq!(iso_ms("2026-01-31T12:00:00+0200"), None);
         assert_eq!(iso_ms("2026-01-31T12:00:00."), None);
