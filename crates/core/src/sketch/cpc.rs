@@ -5,30 +5,32 @@
 //!
 //! Every item is reduced to its 64-bit hash ([`super::item_hash`]: MurmurHash3 of
 //! [`Item::canonical_bytes`] with [`SKETCH_HASH_SEED`]). A state starts *exact*: the sorted
-//! set of distinct hashes, counted exactly (two distinct items share a 64-bit hash with
-//! probability below 10^-14 even at the largest exact set). When an item would take the set
-//! past [`CountDistinctState::exact_limit`] hashes, the state becomes a *sketch*: a CPC sketch fed the hashes,
-//! and from then on every new item's hash. The sketch is fed the hash (as DataSketches'
-//! `update(long)` would be), not the item's bytes, so folding an exact set into a sketch
-//! sets exactly the coupons its items would have set.
+//! set of distinct hashes, counted exactly (two of `n` distinct items share a 64-bit hash
+//! with probability about n²/2^65: 7·10^-16 for a full set at lg_k 11, 3·10^-14 at the
+//! cap). When an item would take the set past [`CountDistinctState::exact_limit`] hashes,
+//! the state becomes a *sketch*: a CPC sketch fed the set's hashes, and from then on every
+//! new item's hash. The sketch is fed the hash (as DataSketches' `update(long)` would be),
+//! not the item's bytes, so folding an exact set into a sketch sets exactly the coupons its
+//! items would have set.
 //!
 //! The exact form is what makes small counts right: a CPC sketch of a dozen items loses
 //! one to a coupon collision in about 1% of buckets (two items on the same row and
-//! column), so a user could read 8 for 9 distinct categories. It also makes small
-//! buckets cheap: an exact state of one item is 11 stored bytes, a sketch of one item 39.
+//! column), so a user could read 8 for 9 distinct categories. It also makes small buckets
+//! cheap: an exact state of one item is 11 stored bytes, a sketch of one item 39.
 //!
 //! # The threshold
 //!
-//! An exact state of `n` hashes stores `1 + 8n` payload bytes (`lg_k`, then the hashes).
-//! [`CountDistinctState::exact_limit`] is the largest `n` for which that is no more than the CPC image bound
-//! the `datasketches` crate quotes for the lg_k (`CpcSketch::max_serialized_bytes`, the
-//! 99.9th percentile of a sketch's image at any cardinality, which the storage estimate
-//! budgets a bucket at), capped at [`CountDistinctState::MAX_EXACT_HASHES`]. So switching to the exact form
-//! never raises what a bucket may cost: the bound per bucket is the sketch's, as before.
-//! Between a handful of items and the threshold an exact set is larger than the sketch of
-//! the same items would be (a sparse CPC image grows by only 1-3 bytes per item: at lg_k
-//! 11, 100 items take 804 stored bytes exact, ~135 as a sketch); that is the price of exact
-//! counts, and it stays within the bound.
+//! An exact state of `n` hashes has a body of `1 + 8n` bytes (`lg_k`, then the hashes).
+//! [`CountDistinctState::exact_limit`] is the largest `n` whose body is no larger than the
+//! largest CPC body of the same lg_k: the version byte and the image bound the
+//! `datasketches` crate quotes (`CpcSketch::max_serialized_bytes`, the 99.9th percentile of
+//! an image's size over all cardinalities), capped at
+//! [`CountDistinctState::MAX_EXACT_HASHES`]. So the exact form never raises what a bucket
+//! may cost: the bound per bucket is the sketch's, as before. Below the threshold an exact
+//! set is larger than a sketch of the same items would be (a sparse CPC image grows by only
+//! 1-3 bytes per item: at lg_k 11, 100 items take 804 stored bytes exact, ~135 as a
+//! sketch), and that is the price of exact counts; a smaller threshold would make counts
+//! of a few dozen items approximate again.
 //!
 //! | lg_k | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14..=26 |
 //! |---|---|---|---|---|---|---|---|---|---|---|---|
@@ -40,16 +42,16 @@
 //!
 //! # Merging
 //!
-//! exact + exact stays exact while the union has at most [`CountDistinctState::exact_limit`] hashes; a larger
-//! union, and any merge with a sketch, goes into one open [`CpcUnion`] (exact sets enter it
-//! as sketches of their hashes). Merging many states (a window of hundreds of buckets)
-//! reuses that one union rather than building one per merge (which cost ~9 us per merged
-//! bucket); the union is turned back into a sketch when the state is read (estimate,
-//! encode) or updated. A union's estimate is the ICON estimate, a function of its coupons
-//! alone, and a CPC union is exact on coupons, so every merge order and grouping gives the
-//! same state and the same answer. An empty state is the identity, and merging into an
-//! empty state keeps the other state as it is (a single bucket's sketch keeps its more
-//! accurate HIP estimator).
+//! exact + exact stays exact while the union has at most
+//! [`CountDistinctState::exact_limit`] hashes; a larger union, and any merge with a sketch,
+//! goes into one open [`CpcUnion`] (exact sets enter it as sketches of their hashes).
+//! Merging many states (a window of hundreds of buckets) reuses that one union rather than
+//! building one per merge (which cost ~9 us per merged bucket); the union is turned back
+//! into a sketch when the state is read (estimate, encode) or updated. A union's estimate
+//! is the ICON estimate, a function of its coupons alone, and a CPC union is exact on
+//! coupons, so every merge order and grouping gives the same state and the same answer.
+//! An empty state is the identity, and merging into an empty state keeps the other state
+//! as it is (a single bucket's sketch keeps its more accurate HIP estimator).
 
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
@@ -72,7 +74,8 @@ const WHAT: &str = "approx_count_distinct";
 #[derive(Clone)]
 pub struct CountDistinctState {
     lg_k: u8,
-    /// [`CountDistinctState::exact_limit`] of `lg_k`, kept because every new hash of an exact state checks it.
+    /// [`CountDistinctState::exact_limit`] of `lg_k`, kept because every new hash of an
+    /// exact state checks it.
     limit: usize,
     form: Form,
 }
@@ -358,7 +361,8 @@ impl CountDistinctState {
     ///
     /// # Errors
     /// `CorruptState` for an `lg_k` outside `4..=26`, a length that is not `1 + 8n`, more
-    /// hashes than [`CountDistinctState::exact_limit`] allows, or hashes that are not strictly ascending.
+    /// hashes than [`CountDistinctState::exact_limit`] allows, or hashes that are not
+    /// strictly ascending.
     pub fn decode_exact_body(bytes: &[u8]) -> CoreResult<Self> {
         let Some((&lg_k, rest)) = bytes.split_first() else {
             return Err(CoreError::corrupt(format!(
@@ -585,11 +589,14 @@ mod tests {
         for lg_k in 4..=26 {
             let bound = CpcSketch::max_serialized_bytes(lg_k).unwrap();
             let limit = CountDistinctState::exact_limit(lg_k);
-            // The full exact body fits in the sketch bound; one more hash would not, unless
-            // the cap is what stops it.
-            assert!(1 + 8 * limit <= 1 + bound, "lg_k {lg_k}");
+            // The full exact body (lg_k and the hashes) is no larger than the largest sketch
+            // body (version byte and image); one more hash would be, unless the cap stops it.
+            let exact_body = |n: usize| 1 + 8 * n;
+            let sketch_body = 1 + bound;
+            assert!(exact_body(limit) <= sketch_body, "lg_k {lg_k}");
             assert!(
-                limit == CountDistinctState::MAX_EXACT_HASHES || 1 + 8 * (limit + 1) > bound + 1
+                limit == CountDistinctState::MAX_EXACT_HASHES
+                    || exact_body(limit + 1) > sketch_body
             );
         }
         assert_eq!(CountDistinctState::exact_limit(3), 0);
