@@ -17,10 +17,10 @@
 //! | 8 / 9 | std / std_sample | as var | 2 or 18..=27 |
 //! | 10 / 11 | min_by_n / max_by_n | varint n, varint len, len pairs of (f64 by, item), best first | 3 + pairs |
 //! | 12 / 13 | vector_sum / vector_mean | varint dim, varint count; if count > 0: dim f64 sums | 3+ or 3+ + 8 dim |
-//! | 20 | approx_count_distinct (sketch) | varint len, then len bytes: the CPC body | ~40..=~1.3 KB at lgK 11 |
+//! | 20 | approx_count_distinct (sketch) | varint len, then len bytes: the CPC body | ~190 (167 items) ..=~1.3 KB at lgK 11 |
 //! | 21 | approx_top_k | varint len, then len bytes: u8 flags (bit 0: weighted), the frequent-items body | 14 + items |
 //! | 22 | approx_percentile | varint len, then len bytes: f64 quantile, the t-digest body | 19, 27, or 43 + 16 per centroid |
-//! | 23 | approx_count_distinct (exact) | varint len, then len bytes: u8 lg_k, n u64 item hashes, ascending | 3 + 8n (11 for one item; at most 1,332 at lgK 11) |
+//! | 23 | approx_count_distinct (exact) | varint len, then len bytes: u8 lg_k, n u64 item hashes, ascending | 3 + 8n below 16 items, 4 + 8n from 16: 11 for one, 1,332 for 166 (the most at lgK 11) |
 //!
 //! An item is a tag byte then its value: `0` and an f64 for a number, `1`, a varint byte
 //! length and UTF-8 bytes for a text.
