@@ -164,6 +164,32 @@ fn count_distinct_takes_numbers_and_strings_by_every_path() {
     assert_eq!(by_item, by_fast_paths);
 }
 
+/// Bytes per bucket: one item is 11 (header, length, lgK, one hash; a CPC sketch of one
+/// item took 39), the exact form's largest state at lgK 11 is 1,332, and one more item makes
+/// it a sketch, which counts on within the sketch's error.
+#[test]
+fn count_distinct_bytes_per_bucket() {
+    let mut one = AggState::new(&cpc(11));
+    one.update_text("only").unwrap();
+    assert_eq!(encoded(&one).len(), 11);
+    assert_eq!(encoded(&one)[0], 0x57);
+    assert_eq!(one.evaluate(), AggValue::Count(1));
+    let mut full = AggState::new(&cpc(11));
+    for i in 0..166 {
+        full.update_number(f64::from(i));
+    }
+    assert_eq!(encoded(&full).len(), 1_332);
+    assert_eq!(full.evaluate(), AggValue::Count(166));
+    full.update_number(166.0);
+    let bytes = encoded(&full);
+    assert_eq!(bytes[0], 0x54, "a sketch past 166 items");
+    assert!(bytes.len() < 1_332, "{} bytes", bytes.len());
+    let AggValue::Count(n) = full.evaluate() else {
+        panic!("{:?}", full.evaluate());
+    };
+    assert!(n.abs_diff(167) <= 5, "{n}");
+}
+
 #[test]
 fn top_k_unweighted_and_weighted() {
     let mut unweighted = AggState::new(&top_k(2, false));
