@@ -706,7 +706,9 @@ fn distinct_counts_are_exact_up_to_the_limit_and_one_item_costs_11_bytes() {
     let (mut store, _) = BucketStore::open(dir.path(), description, options).unwrap();
     let mut rng = Rng(0xD15C);
     let keys_up_to = limit + 4;
-    let dict: Vec<String> = (0..keys_up_to * 1000).map(|i| format!("c{i}")).collect();
+    let dict: Vec<String> = (0..(keys_up_to + 1) * 1000)
+        .map(|i| format!("c{i}"))
+        .collect();
     // (commit, key, time, item): every item written one to three times, each time into
     // either commit.
     let mut writes = Vec::new();
