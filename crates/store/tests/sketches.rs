@@ -6,11 +6,16 @@
 //!   and string series at two bucket layouts; after every commit every window of every key
 //!   is checked: CPC within three standard errors, top-k with no false negatives above the
 //!   error bound and every weight within it, percentile within its rank-error bound.
+//!   A window of no more distinct items than the exact limit counts them exactly.
+//! - `distinct_counts_are_exact_up_to_the_limit_and_one_item_costs_11_bytes`: 1..=166
+//!   distinct items (lgK 11) spread over merged buckets read back exactly, and a bucket
+//!   of one item is stored in 11 bytes.
 //! - `accuracy_after_merging_*_buckets_through_the_store`: must-show 1 of the sketch
 //!   issue, 200 trials (one group key each) whose window merges 30 or 720 stored buckets.
 
 use std::collections::{HashMap, HashSet};
 
+use tessera_core::sketch::CountDistinctState;
 use tessera_core::{AggValue, Item};
 use tessera_store::{
     AggregationSpec, BucketStore, CommitMode, CommitRecords, KeyColumn, RuleSpec, SeriesBatch,
@@ -204,6 +209,14 @@ fn number(context: &str, value: &AggValue) -> f64 {
     }
 }
 
+/// The value of `approx_count_distinct`: a whole number.
+fn whole(context: &str, value: &AggValue) -> u64 {
+    match value {
+        AggValue::Count(n) => *n,
+        other => panic!("{context}: expected a whole number, got {other:?}"),
+    }
+}
+
 // ---- the differential test ----
 
 const KEYS: usize = 10;
@@ -383,6 +396,10 @@ fn exact_items(rows: &[&Row], strings: bool, weighted: bool) -> Weights {
 #[derive(Default)]
 struct Tally {
     windows: u64,
+    /// Count-distinct windows within the exact limit (checked to be exact).
+    cpc_exact: u64,
+    /// Count-distinct windows past it (checked against the CPC error bound).
+    cpc_sketched: u64,
     cpc_worst_sigmas: f64,
     cpc_worst_small: f64,
     top_k_recall_sum: f64,
@@ -403,15 +420,22 @@ fn check_window(
     match aggregation.kind.as_str() {
         "approx_count_distinct" => {
             let lg_k = aggregation.lg_k.unwrap_or(11);
-            let exact = exact_items(rows, strings, false).len() as f64;
-            let estimate = number(context, got);
+            let exact = exact_items(rows, strings, false).len();
+            let estimate = whole(context, got);
+            if exact <= CountDistinctState::exact_limit(lg_k as u8) {
+                assert_eq!(estimate, exact as u64, "{context}: exact count");
+                tally.cpc_exact += 1;
+                return;
+            }
+            tally.cpc_sketched += 1;
+            let (exact, estimate) = (exact as f64, estimate as f64);
             let sigma = cpc_standard_error(lg_k) * exact;
             let off = (estimate - exact).abs();
-            // Three standard errors, plus three items: in small windows (n much below
-            // 2^lg_k) the error is not the asymptotic one but lost coupons, one per pair of
-            // the window's items that share a CPC coupon (a pair collides with probability
-            // ~1 / (3 * 2^lg_k), deterministically for given items under the pinned seed,
-            // and a merged sketch's ICON estimator does not compensate for it).
+            // Three standard errors, plus three items: in windows just past the exact limit
+            // (n much below 2^lg_k) the error is not the asymptotic one but lost coupons, one
+            // per pair of the window's items that share a CPC coupon (a pair collides with
+            // probability ~1 / (3 * 2^lg_k), deterministically for given items under the
+            // pinned seed, and a merged sketch's ICON estimator does not compensate for it).
             assert!(
                 off <= 3.0 * sigma + 3.0,
                 "{context}: CPC estimate {estimate}, exact {exact}"
@@ -563,24 +587,30 @@ fn sketch_windows_stay_within_their_bounds_after_every_batch() {
     for bucket in &buckets {
         for (rule, value) in &bucket.values {
             match ids_rules()[rule % 3].kind.as_str() {
-                "approx_count_distinct" => {
-                    assert!(matches!(value, AggValue::Number(x) if *x >= 1.0))
-                }
+                "approx_count_distinct" => assert!(matches!(value, AggValue::Count(n) if *n >= 1)),
                 _ => assert!(matches!(value, AggValue::WeightedItems(items) if !items.is_empty())),
             }
         }
     }
     println!(
-        "sketch differential: {} windows checked; CPC worst {:.2} standard errors (windows of \
-         >= 100 distinct), worst {:.2} items off (smaller windows); top-k mean recall of the exact top k {:.1}%; percentile worst rank \
-         error {:.3}% (windows of >= 1000 values)",
+        "sketch differential: {} windows checked; {} distinct counts exact (within the \
+         exact limit), {} past it; CPC worst {:.2} standard errors (windows of >= 100 \
+         distinct), worst {:.2} items off (smaller windows past the limit); top-k mean \
+         recall of the exact top k {:.1}%; percentile worst rank error {:.3}% (windows of \
+         >= 1000 values)",
         tally.windows,
+        tally.cpc_exact,
+        tally.cpc_sketched,
         tally.cpc_worst_sigmas,
         tally.cpc_worst_small,
         100.0 * tally.top_k_recall_sum / tally.top_k_windows as f64,
         100.0 * tally.percentile_worst
     );
     assert!(tally.windows > 40_000, "{} windows", tally.windows);
+    assert!(
+        tally.cpc_exact > 0 && tally.cpc_sketched > 0,
+        "both forms are read"
+    );
 }
 
 #[test]
@@ -632,11 +662,7 @@ fn retention_and_compaction_drop_old_sketch_buckets() {
     };
     let expected = |values: &[AggValue]| {
         // Buckets 23..=47 are live (retention 24 h plus one bucket): 25 distinct values.
-        assert!(
-            (number("cpc", &values[0]) - 25.0).abs() < 0.5,
-            "{:?}",
-            values[0]
-        );
+        assert_eq!(values[0], AggValue::Count(25));
         assert_eq!(values[1], AggValue::Number(35.0));
         let AggValue::WeightedItems(top) = &values[2] else {
             panic!("{:?}", values[2]);
@@ -655,6 +681,143 @@ fn retention_and_compaction_drop_old_sketch_buckets() {
         "compaction kept {after} of {before} entries"
     );
     expected(&read(&store));
+}
+
+/// Key `n` (1..=166, the exact limit of lgK 11, and a few past it) holds `n` distinct
+/// items, each written one to three times into random hourly buckets over two days and two
+/// commits (so the merge operator merges exact states too); a three-day window merges the
+/// buckets and must count exactly up to the limit. Then a store whose buckets hold one item
+/// each: every stored bucket record is 11 bytes (a CPC sketch of one item took 39).
+#[test]
+fn distinct_counts_are_exact_up_to_the_limit_and_one_item_costs_11_bytes() {
+    let limit = CountDistinctState::exact_limit(11);
+    assert_eq!(limit, 166);
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::default();
+    options.clock.pin(Some(NOW));
+    let description = vec![
+        series(
+            "numbers",
+            ValueKind::Number,
+            vec![rule(count_distinct(None), HOUR, 0, 3 * DAY)],
+        ),
+        series(
+            "names",
+            ValueKind::String,
+            vec![rule(count_distinct(None), HOUR, 0, 3 * DAY)],
+        ),
+    ];
+    let (mut store, _) = BucketStore::open(dir.path(), description, options).unwrap();
+    let mut rng = Rng(0xD15C);
+    let keys_up_to = limit + 4;
+    let dict: Vec<String> = (0..(keys_up_to + 1) * 1000)
+        .map(|i| format!("c{i}"))
+        .collect();
+    // (commit, key, time, item): every item written one to three times, each time into
+    // either commit.
+    let mut writes = Vec::new();
+    for n in 1..=keys_up_to {
+        for i in 0..n {
+            for _ in 0..=rng.below(3) {
+                let t = NOW - 2 * DAY + rng.below(2 * DAY as u64) as i64;
+                writes.push((rng.below(2), n, t, n * 1000 + i));
+            }
+        }
+    }
+    for commit in 0..2 {
+        let mine = || writes.iter().filter(move |w| w.0 == commit);
+        let keys: Vec<f64> = mine().map(|w| w.1 as f64).collect();
+        let ts: Vec<f64> = mine().map(|w| w.2 as f64).collect();
+        let ids: Vec<f64> = mine().map(|w| w.3 as f64).collect();
+        let codes: Vec<u32> = mine().map(|w| w.3 as u32).collect();
+        let batch = |series_id, values| SeriesBatch {
+            series_id,
+            keys: vec![KeyColumn::Ints(&keys)],
+            timestamps_ms: &ts,
+            values,
+            by: None,
+            selection: None,
+        };
+        store
+            .ingest(&[
+                batch("numbers", ValueColumn::Numbers(&ids)),
+                batch(
+                    "names",
+                    ValueColumn::Strings {
+                        dict: &dict,
+                        codes: &codes,
+                    },
+                ),
+            ])
+            .unwrap();
+        store.commit(&[], CommitMode::Merge).unwrap();
+    }
+    let keys: Vec<f64> = (1..=keys_up_to).map(|n| n as f64).collect();
+    let reads: Vec<WindowRead> = ["numbers", "names"]
+        .map(|series_id| WindowRead {
+            series_id: series_id.into(),
+            rule: 0,
+            window_ms: 3 * DAY,
+        })
+        .to_vec();
+    let answer = store
+        .read_windows(&[KeyColumn::Ints(&keys)], &reads, NOW, true)
+        .unwrap();
+    let (mut exact_windows, mut merged) = (0, 0);
+    for (key, n) in (1..=keys_up_to).enumerate() {
+        for (r, read) in reads.iter().enumerate() {
+            let at = key * reads.len() + r;
+            let got = whole(&read.series_id, &answer.values[at]);
+            merged = merged.max(answer.explanations.as_ref().unwrap()[at].buckets_merged);
+            if n <= limit {
+                assert_eq!(got, n as u64, "{} key {n}", read.series_id);
+                exact_windows += 1;
+            } else {
+                assert!(
+                    got.abs_diff(n as u64) <= 3,
+                    "{} key {n}: {got}",
+                    read.series_id
+                );
+            }
+        }
+    }
+    assert_eq!(exact_windows, 2 * limit);
+    println!(
+        "exact distinct counts 1..={limit}, numbers and strings, up to {merged} buckets merged"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::default();
+    options.clock.pin(Some(NOW));
+    let description = vec![series(
+        "one",
+        ValueKind::Number,
+        vec![rule(count_distinct(None), HOUR, 0, DAY)],
+    )];
+    let (mut store, _) = BucketStore::open(dir.path(), description, options).unwrap();
+    let ts: Vec<f64> = (0..10)
+        .map(|h| (NOW - 10 * HOUR + h * HOUR) as f64)
+        .collect();
+    let values: Vec<f64> = (0..10).map(|h| f64::from(h % 3)).collect();
+    store
+        .ingest(&[SeriesBatch {
+            series_id: "one",
+            keys: vec![KeyColumn::Ints(&[7.0; 10])],
+            timestamps_ms: &ts,
+            values: ValueColumn::Numbers(&values),
+            by: None,
+            selection: None,
+        }])
+        .unwrap();
+    let report = store.commit(&[], CommitMode::Merge).unwrap();
+    // Ten buckets, each a key of 31 bytes (series u32, group-key length u16, the integer
+    // part `i` + i64, bucket size u64, bucket start i64) and a record of one state.
+    assert_eq!(report.buckets_written, 10);
+    assert_eq!(
+        report.bytes_written,
+        10 * (31 + 11),
+        "one-item buckets store 11-byte records"
+    );
 }
 
 #[test]
@@ -863,7 +1026,7 @@ fn accuracy_through_the_store(buckets: usize, per_bucket: usize, universe: u64) 
     let mut cpc_errors: Vec<f64> = (0..TRIALS)
         .map(|t| {
             let exact = distinct[t].len() as f64;
-            (number("cpc", &ids[t]) - exact).abs() / exact
+            (whole("cpc", &ids[t]) as f64 - exact).abs() / exact
         })
         .collect();
     cpc_errors.sort_by(f64::total_cmp);

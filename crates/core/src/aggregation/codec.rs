@@ -1,7 +1,8 @@
 //! The stored bytes of an [`AggState`].
 //!
 //! Every state starts with one header byte, `(STATE_FORMAT_VERSION << 5) | kind`,
-//! followed by a little-endian payload. Each encoding is self-delimiting: it carries
+//! followed by a little-endian payload (see "Format versions" below for what each version
+//! changed and what this build still reads). Each encoding is self-delimiting: it carries
 //! its own arguments (`n`, `dim`) and lengths, so states can be concatenated and decoded
 //! without knowing the rule that made them. Varints are unsigned LEB128.
 //!
@@ -16,9 +17,10 @@
 //! | 8 / 9 | std / std_sample | as var | 2 or 18..=27 |
 //! | 10 / 11 | min_by_n / max_by_n | varint n, varint len, len pairs of (f64 by, item), best first | 3 + pairs |
 //! | 12 / 13 | vector_sum / vector_mean | varint dim, varint count; if count > 0: dim f64 sums | 3+ or 3+ + 8 dim |
-//! | 20 | approx_count_distinct | varint len, then len bytes: the CPC body | 11..=~1.3 KB at lgK 11 |
+//! | 20 | approx_count_distinct (sketch) | varint len, then len bytes: the CPC body | ~190 (167 items) ..=~1.3 KB at lgK 11 |
 //! | 21 | approx_top_k | varint len, then len bytes: u8 flags (bit 0: weighted), the frequent-items body | 14 + items |
 //! | 22 | approx_percentile | varint len, then len bytes: f64 quantile, the t-digest body | 19, 27, or 43 + 16 per centroid |
+//! | 23 | approx_count_distinct (exact) | varint len, then len bytes: u8 lg_k, n u64 item hashes, ascending | 3 + 8n below 16 items, 4 + 8n from 16: 11 for one, 1,332 for 166 (the most at lgK 11) |
 //!
 //! An item is a tag byte then its value: `0` and an f64 for a number, `1`, a varint byte
 //! length and UTF-8 bytes for a text.
@@ -31,11 +33,29 @@
 //! (whether it is weighted, its quantile), as `min_by_n` carries its `n`. A sketch body is
 //! accepted only in the form the encoder writes; anything else (truncated, trailing
 //! bytes, a bad image or argument) is a `CorruptState` error, never a panic.
+//!
+//! `approx_count_distinct` has two kinds, one per form of its state: 23 while the state is
+//! the exact set of its items' 64-bit hashes (at most `CountDistinctState::exact_limit`
+//! of them, 166 at lgK 11, so that it is never larger than the sketch bound), 20 once it
+//! is a CPC sketch of those hashes. Both are described in [`crate::sketch`].
+//!
+//! # Format versions
+//!
+//! - 1: kinds 1-22; the CPC sketch of kind 20 hashed each item's canonical bytes.
+//! - 2 (written by this build): kind 23 (exact `approx_count_distinct`) is new, and the
+//!   CPC sketch of kind 20 is fed each item's 64-bit hash instead of its bytes, so that an
+//!   exact set folds into a sketch as its items would have.
+//!
+//! This build reads both. Every kind of version 1 but 20 has the layout and meaning it
+//! has in version 2 and decodes as such. A version-1 kind-20 sketch is refused: its
+//! coupons come from other hash inputs, so merging it with a version-2 state would count
+//! an item seen on both sides twice. (A store records the version it was written with
+//! and refuses to open with a build that writes another, so stores never mix versions.)
 
 use super::ranked::Rank;
-use super::STATE_FORMAT_VERSION;
 use super::{AggState, Aggregation, Moments, NumericSummary, RankedState, VectorState};
 use super::{MAX_RANKED_N, MAX_VECTOR_DIM};
+use super::{OLDEST_READABLE_STATE_FORMAT, STATE_FORMAT_VERSION};
 use crate::error::{CoreError, CoreResult};
 use crate::item::Item;
 use crate::sketch::{CountDistinctState, PercentileState, TopKState};
@@ -56,6 +76,7 @@ const KIND_VECTOR_MEAN: u8 = 13;
 const KIND_APPROX_COUNT_DISTINCT: u8 = 20;
 const KIND_APPROX_TOP_K: u8 = 21;
 const KIND_APPROX_PERCENTILE: u8 = 22;
+const KIND_APPROX_COUNT_DISTINCT_EXACT: u8 = 23;
 
 /// Bit 0 of an `approx_top_k` payload's flags byte: the rule weighs items by `by`.
 const TOP_K_WEIGHTED: u8 = 1;
@@ -113,6 +134,7 @@ impl AggState {
             AggState::MaxByN(_) => KIND_MAX_BY_N,
             AggState::VectorSum(_) => KIND_VECTOR_SUM,
             AggState::VectorMean(_) => KIND_VECTOR_MEAN,
+            AggState::ApproxCountDistinct(s) if s.is_exact() => KIND_APPROX_COUNT_DISTINCT_EXACT,
             AggState::ApproxCountDistinct(_) => KIND_APPROX_COUNT_DISTINCT,
             AggState::ApproxTopK { .. } => KIND_APPROX_TOP_K,
             AggState::ApproxPercentile { .. } => KIND_APPROX_PERCENTILE,
@@ -205,10 +227,10 @@ impl AggState {
             ));
         };
         let version = header >> 5;
-        if version != STATE_FORMAT_VERSION {
+        if !(OLDEST_READABLE_STATE_FORMAT..=STATE_FORMAT_VERSION).contains(&version) {
             return Err(CoreError::corrupt(format!(
                 "unsupported state format version {version} (header byte 0x{header:02x}); \
-                 this build reads version {STATE_FORMAT_VERSION}"
+                 this build reads versions {OLDEST_READABLE_STATE_FORMAT}..={STATE_FORMAT_VERSION}"
             )));
         }
         let kind = header & 0x1f;
@@ -243,9 +265,24 @@ impl AggState {
             KIND_MAX_BY_N => AggState::MaxByN(decode_ranked(&mut r, Rank::Largest)?),
             KIND_VECTOR_SUM => AggState::VectorSum(decode_vector(&mut r)?),
             KIND_VECTOR_MEAN => AggState::VectorMean(decode_vector(&mut r)?),
+            KIND_APPROX_COUNT_DISTINCT if version < 2 => {
+                return Err(CoreError::corrupt(format!(
+                    "approx_count_distinct sketch of state format {version} (header byte \
+                     0x{header:02x}): its items were hashed as format {version} hashes them, \
+                     and it cannot be merged with the states of format {STATE_FORMAT_VERSION}"
+                )))
+            }
             KIND_APPROX_COUNT_DISTINCT => {
                 let payload = r.payload()?;
-                AggState::ApproxCountDistinct(Box::new(CountDistinctState::decode_body(payload)?))
+                AggState::ApproxCountDistinct(Box::new(CountDistinctState::decode_sketch_body(
+                    payload,
+                )?))
+            }
+            KIND_APPROX_COUNT_DISTINCT_EXACT if version >= 2 => {
+                let payload = r.payload()?;
+                AggState::ApproxCountDistinct(Box::new(CountDistinctState::decode_exact_body(
+                    payload,
+                )?))
             }
             KIND_APPROX_TOP_K => {
                 let payload = r.payload()?;
@@ -302,7 +339,7 @@ fn kind_name(kind: u8) -> &'static str {
         KIND_MAX_BY_N => "max_by_n",
         KIND_VECTOR_SUM => "vector_sum",
         KIND_VECTOR_MEAN => "vector_mean",
-        KIND_APPROX_COUNT_DISTINCT => "approx_count_distinct",
+        KIND_APPROX_COUNT_DISTINCT | KIND_APPROX_COUNT_DISTINCT_EXACT => "approx_count_distinct",
         KIND_APPROX_TOP_K => "approx_top_k",
         KIND_APPROX_PERCENTILE => "approx_percentile",
         _ => "unknown",

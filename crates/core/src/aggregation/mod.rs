@@ -33,8 +33,9 @@
 //!
 //! - `approx_count_distinct` folds numbers and strings ([`AggState::update_item`],
 //!   [`AggState::update_text`], or [`AggState::update_number`] for a number) and evaluates
-//!   to [`AggValue::Number`] with the CPC estimate as is (a float, not rounded: callers
-//!   that want an integer round it; 0 for nothing).
+//!   to [`AggValue::Count`], a whole number like `count`'s: exact while the state holds the
+//!   set of its items' hashes (up to 166 distinct items at the default lgK 11), the CPC
+//!   estimate rounded to the nearest integer past that; 0 for nothing.
 //! - `approx_top_k` folds items with weight 1 (the same update paths) or with a weight from
 //!   the `by` column ([`AggState::update_weighted`]); it evaluates to
 //!   [`AggValue::WeightedItems`], up to `k` items, heaviest first, each with its estimated
@@ -82,8 +83,13 @@ use crate::sketch::{
 use ranked::Rank;
 
 /// The version of the state encoding, stored in the top three bits of every state's
-/// first byte. Bump it (and keep decoding the old one) whenever any layout changes.
-pub const STATE_FORMAT_VERSION: u8 = 1;
+/// first byte. Bump it (and keep decoding the old one) whenever any layout changes; the
+/// codec lists the versions and what each changed.
+pub const STATE_FORMAT_VERSION: u8 = 2;
+
+/// The oldest state format version [`AggState::decode`] reads (see the codec for which of
+/// its states are refused).
+pub const OLDEST_READABLE_STATE_FORMAT: u8 = 1;
 
 /// The largest `n` of `min_by_n` / `max_by_n`.
 pub const MAX_RANKED_N: u32 = 1_000;
@@ -117,8 +123,9 @@ pub enum Aggregation {
     VectorSum { dim: u32 },
     /// Element-wise mean of vectors of dimension `dim`.
     VectorMean { dim: u32 },
-    /// Approximate number of distinct items: a CPC sketch of `2^lg_k` rows (`lg_k` in
-    /// 4..=26; [`DEFAULT_CPC_LG_K`] = 11 gives ~1.5% standard error at ~1.2 KB).
+    /// Number of distinct items: exact for small sets, then a CPC sketch of `2^lg_k` rows
+    /// (`lg_k` in 4..=26; [`DEFAULT_CPC_LG_K`] = 11 counts up to 166 items exactly and
+    /// more with ~1.5% standard error, in ~1.3 KB at most).
     ApproxCountDistinct { lg_k: u32 },
     /// Approximately the `k` (1..=1000) most frequent items, with their weights: a
     /// frequent-items sketch. `weighted`: the rule weighs items by its `by` column
@@ -189,7 +196,7 @@ pub enum AggValue {
     Null,
     /// A float result: sum, min, max, mean, var, std.
     Number(f64),
-    /// The result of `count`.
+    /// The result of `count` and `approx_count_distinct`.
     Count(u64),
     /// The kept values of `min_by_n` / `max_by_n`, best first.
     Items(Vec<Item>),
@@ -230,8 +237,8 @@ pub enum AggState {
     VectorSum(VectorState),
     /// Element-wise sum and count of the vectors, finished as a mean.
     VectorMean(VectorState),
-    /// A CPC sketch of the distinct items (boxed: the sketch is larger than the other
-    /// states, and `AggState` stays small for the exact aggregations' hot path).
+    /// The distinct item hashes, or a CPC sketch of them (boxed: the sketch is larger than
+    /// the other states, and `AggState` stays small for the exact aggregations' hot path).
     ApproxCountDistinct(Box<CountDistinctState>),
     /// A frequent-items sketch, and whether the rule weighs items by its `by` column.
     ApproxTopK {
@@ -621,7 +628,7 @@ impl AggState {
                 0 => AggValue::Null,
                 count => AggValue::Vector(vector.sum().iter().map(|s| s / count as f64).collect()),
             },
-            AggState::ApproxCountDistinct(sketch) => AggValue::Number(sketch.estimate()),
+            AggState::ApproxCountDistinct(sketch) => AggValue::Count(sketch.count()),
             AggState::ApproxTopK { sketch, .. } => {
                 if sketch.is_empty() {
                     AggValue::Null

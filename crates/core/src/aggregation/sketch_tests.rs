@@ -113,7 +113,7 @@ fn agg_state_stays_small() {
 
 #[test]
 fn empty_sketches_evaluate_like_count_and_the_rest() {
-    assert_eq!(AggState::new(&cpc(11)).evaluate(), AggValue::Number(0.0));
+    assert_eq!(AggState::new(&cpc(11)).evaluate(), AggValue::Count(0));
     assert_eq!(AggState::new(&top_k(5, false)).evaluate(), AggValue::Null);
     assert_eq!(
         AggState::new(&percentile(0.5, 200)).evaluate(),
@@ -151,14 +151,43 @@ fn count_distinct_takes_numbers_and_strings_by_every_path() {
     by_fast_paths.update_text("1").unwrap();
     assert_eq!(by_item, by_fast_paths);
     assert_eq!(encoded(&by_item), encoded(&by_fast_paths));
-    let AggValue::Number(estimate) = by_item.evaluate() else {
-        panic!("a count-distinct estimate is a number");
+    let AggValue::Count(estimate) = by_item.evaluate() else {
+        panic!("a count-distinct estimate is a whole number");
     };
-    assert!((estimate - 351.0).abs() <= 351.0 * 0.03, "{estimate}");
+    assert!(
+        (estimate as f64 - 351.0).abs() <= 351.0 * 0.03,
+        "{estimate}"
+    );
     // A weight means nothing to a distinct count.
     by_item.update_weighted(text("new"), 5.0).unwrap();
     by_fast_paths.update_text("new").unwrap();
     assert_eq!(by_item, by_fast_paths);
+}
+
+/// Bytes per bucket: one item is 11 (header, length, lgK, one hash; a CPC sketch of one
+/// item took 39), the exact form's largest state at lgK 11 is 1,332, and one more item makes
+/// it a sketch, which counts on within the sketch's error.
+#[test]
+fn count_distinct_bytes_per_bucket() {
+    let mut one = AggState::new(&cpc(11));
+    one.update_text("only").unwrap();
+    assert_eq!(encoded(&one).len(), 11);
+    assert_eq!(encoded(&one)[0], 0x57);
+    assert_eq!(one.evaluate(), AggValue::Count(1));
+    let mut full = AggState::new(&cpc(11));
+    for i in 0..166 {
+        full.update_number(f64::from(i));
+    }
+    assert_eq!(encoded(&full).len(), 1_332);
+    assert_eq!(full.evaluate(), AggValue::Count(166));
+    full.update_number(166.0);
+    let bytes = encoded(&full);
+    assert_eq!(bytes[0], 0x54, "a sketch past 166 items");
+    assert!(bytes.len() < 1_332, "{} bytes", bytes.len());
+    let AggValue::Count(n) = full.evaluate() else {
+        panic!("{:?}", full.evaluate());
+    };
+    assert!(n.abs_diff(167) <= 5, "{n}");
 }
 
 #[test]
@@ -301,9 +330,15 @@ fn golden_states() -> Vec<(&'static str, AggState)> {
     for v in [3.0, 1.0, 2.0] {
         median.update_number(v);
     }
+    // lgK 4 keeps 8 hashes: 9 items make a sketch.
+    let mut sketch = AggState::new(&cpc(4));
+    for i in 0..9 {
+        sketch.update_number(f64::from(i));
+    }
     vec![
         ("empty approx_count_distinct", AggState::new(&cpc(11))),
-        ("approx_count_distinct of 3 items", distinct),
+        ("approx_count_distinct of 3 items (exact)", distinct),
+        ("approx_count_distinct(lgK=4) of 9 items (sketch)", sketch),
         ("empty approx_top_k(2)", AggState::new(&top_k(2, false))),
         ("weighted approx_top_k(3)", weighted),
         ("approx_top_k(1) of 0", unweighted),
@@ -315,27 +350,28 @@ fn golden_states() -> Vec<(&'static str, AggState)> {
     ]
 }
 
-/// Header, varint payload length, then: the CPC body; the flags byte and the top-k body;
-/// the f64 quantile and the t-digest body.
-const GOLDEN: [&str; 7] = [
-    "3409010201100b0006cc93",
+/// Header, varint payload length, then: lgK and the item hashes, or the CPC body; the
+/// flags byte and the top-k body; the f64 quantile and the t-digest body.
+const GOLDEN: [&str; 8] = [
+    "57010b",
+    "57190b846536f373db6b31b63c97cd719f2a8f41d7d068a8dfcce1",
     concat!(
-        "3429010801100b000ecc9303000000020000000000000000fb9f408880042880",
-        "010840d196ceec0d000000",
+        "542901080110040016cc9308000000020000000000000000202b403170b55720",
+        "632140ee37190d01000000",
     ),
-    "350c0001020001010a0603050000",
+    "550c0001020001010a0603050000",
     concat!(
-        "35470101030004010a06030000000200000000000000c4090000000000000000",
+        "55470101030004010a06030000000200000000000000c4090000000000000000",
         "000000000000d007000000000000f40100000000000073050000006170706c65",
         "692a00000000000000",
     ),
     concat!(
-        "35350001010004010a06030000000100000000000000e8030000000000000000",
+        "55350001010004010a06030000000100000000000000e8030000000000000000",
         "000000000000e803000000000000690000000000000000",
     ),
-    "3611ae47e17a14aeef3f010101146400010000",
+    "5611ae47e17a14aeef3f010101146400010000",
     concat!(
-        "3659000000000000e03f01020114c80004000003000000000000000000000000",
+        "5659000000000000e03f01020114c80004000003000000000000000000000000",
         "00f03f0000000000000840000000000000f03f01000000000000000000000000",
         "000040010000000000000000000000000008400100000000000000",
     ),
@@ -352,10 +388,10 @@ fn golden_bytes_of_the_sketch_kinds() {
         assert_eq!(&decoded, state, "{label}");
         assert_eq!(decoded.evaluate(), state.evaluate(), "{label}");
     }
-    // Headers: version 1 in the top three bits, kinds 20, 21, 22.
+    // Headers: version 2 in the top three bits, kinds 23 and 20, 21, 22.
     for (golden, header) in GOLDEN
         .iter()
-        .zip([0x34, 0x34, 0x35, 0x35, 0x35, 0x36, 0x36])
+        .zip([0x57, 0x57, 0x54, 0x55, 0x55, 0x55, 0x56, 0x56])
     {
         assert_eq!(&golden[..2], format!("{header:02x}"));
     }
@@ -381,6 +417,29 @@ fn sketch_states_concatenate_with_exact_states() {
     assert!(rest.is_empty());
 }
 
+/// Format 1 states of every kind but the `approx_count_distinct` sketch (whose items were
+/// hashed another way) decode as the format 2 states with the same payload.
+#[test]
+fn format_1_states_still_decode() {
+    let mut sum = AggState::new(&Aggregation::Sum);
+    sum.update_number(2.5);
+    let mut states = vec![sum, AggState::Count(7)];
+    states.extend(
+        golden_states()
+            .into_iter()
+            .map(|(_, s)| s)
+            .filter(|s| !matches!(s, AggState::ApproxCountDistinct(_))),
+    );
+    for state in states {
+        let mut bytes = encoded(&state);
+        assert_eq!(bytes[0] >> 5, 2);
+        bytes[0] = (1 << 5) | (bytes[0] & 0x1f);
+        let (decoded, used) = AggState::decode(&bytes).unwrap();
+        assert_eq!(used, bytes.len());
+        assert_eq!(decoded, state);
+    }
+}
+
 // ---- corrupt input: an error, never a panic ----
 
 fn decode_error(bytes: &[u8]) -> String {
@@ -392,10 +451,19 @@ fn decode_error(bytes: &[u8]) -> String {
 #[test]
 fn corrupt_sketch_states_say_what_is_wrong() {
     quiet_crate_panics();
-    assert!(decode_error(&[0x34]).contains("truncated approx_count_distinct state"));
-    assert!(decode_error(&[0x34, 0x05, 0x01]).contains("payload at byte 2 needs 5 bytes"));
-    assert!(decode_error(&[0x34, 0x00]).contains("approx_count_distinct state is empty"));
-    assert!(decode_error(&[0x35, 0x00]).contains("corrupt approx_top_k state: an empty payload"));
+    for kind in [0x54, 0x57] {
+        assert!(decode_error(&[kind]).contains("truncated approx_count_distinct state"));
+        assert!(decode_error(&[kind, 0x05, 0x01]).contains("payload at byte 2 needs 5 bytes"));
+    }
+    assert!(decode_error(&[0x54, 0x00]).contains("approx_count_distinct state is empty"));
+    assert!(decode_error(&[0x57, 0x00]).contains("approx_count_distinct exact state is empty"));
+    assert!(decode_error(&[0x57, 0x02, 0x0b, 0x00]).contains("not a multiple of 8"));
+    // Format 1 had no exact kind, and its sketches hashed items another way.
+    assert!(decode_error(&[0x37, 0x01, 0x0b]).contains("unknown aggregation state kind 23"));
+    let mut old_sketch = encoded(&golden_states()[2].1);
+    old_sketch[0] = (1 << 5) | 20;
+    assert!(decode_error(&old_sketch).contains("approx_count_distinct sketch of state format 1"));
+    assert!(decode_error(&[0x55, 0x00]).contains("corrupt approx_top_k state: an empty payload"));
     let mut top_k = encoded(&AggState::new(&top_k(2, false)));
     top_k[2] = 0x02;
     assert!(decode_error(&top_k).contains("flags 0x02"));
@@ -404,7 +472,7 @@ fn corrupt_sketch_states_say_what_is_wrong() {
     assert!(decode_error(&median).contains("quantile 1.5"));
     median[2..10].copy_from_slice(&f64::NAN.to_le_bytes());
     assert!(decode_error(&median).contains("quantile NaN"));
-    assert!(decode_error(&[0x36, 0x03, 0, 0, 0]).contains("too short for the quantile"));
+    assert!(decode_error(&[0x56, 0x03, 0, 0, 0]).contains("too short for the quantile"));
     // A payload length past the end, and one that stops short of the body.
     let mut distinct = encoded(&golden_states()[1].1);
     distinct[1] += 1;
@@ -530,8 +598,9 @@ proptest! {
 
     /// Merging partial states (through their bytes) answers like folding all the rows:
     /// small top-k states are exact, the t-digest stays exact while it keeps every value,
-    /// and a CPC union estimates within four standard errors (its ICON estimator differs
-    /// from the HIP estimator of an unmerged sketch, so the two are not bit-equal).
+    /// a distinct count is exact up to its exact limit, and past it a CPC union estimates
+    /// within four standard errors (its ICON estimator differs from the HIP estimator of an
+    /// unmerged sketch, so the two are not bit-equal).
     #[test]
     fn merged_partitions_answer_like_the_whole(
         agg in prop_oneof![
@@ -565,12 +634,18 @@ proptest! {
             let mut distinct: Vec<&Item> = rows.iter().map(|(item, _)| item).collect();
             distinct.sort();
             distinct.dedup();
-            let truth = distinct.len() as f64;
+            let truth = distinct.len();
+            if truth <= CountDistinctState::exact_limit(lg_k as u8) {
+                prop_assert_eq!(merged.evaluate(), AggValue::Count(truth as u64));
+                prop_assert_eq!(whole.evaluate(), AggValue::Count(truth as u64));
+            }
+            let truth = truth as f64;
             let bound = 4.0 * 0.7 / f64::from(1u32 << lg_k).sqrt() * truth + 0.5;
             for state in [&merged, &whole] {
-                let AggValue::Number(estimate) = state.evaluate() else {
-                    panic!("not a number");
+                let AggValue::Count(estimate) = state.evaluate() else {
+                    panic!("not a whole number");
                 };
+                let estimate = estimate as f64;
                 prop_assert!((estimate - truth).abs() <= bound, "{} vs {}", estimate, truth);
             }
         } else {
@@ -606,9 +681,10 @@ fn count_distinct_trials(buckets: usize, per_bucket: usize, universe: u64) {
             }
             window.merge(&roundtrip(&bucket)).unwrap();
         }
-        let AggValue::Number(estimate) = roundtrip(&window).evaluate() else {
-            panic!("not a number");
+        let AggValue::Count(estimate) = roundtrip(&window).evaluate() else {
+            panic!("not a whole number");
         };
+        let estimate = estimate as f64;
         let truth = exact.len() as f64;
         if (estimate - truth).abs() <= 0.031 * truth {
             within += 1;

@@ -410,72 +410,72 @@ fn golden_bytes_of_every_kind() {
     let cases: Vec<(AggState, String)> = vec![
         (
             numbers(Aggregation::Sum, &[1.0, 0.5]),
-            "21000000000000f83f".into(),
+            "41000000000000f83f".into(),
         ),
         (
             AggState::new(&Aggregation::Sum),
-            "21000000000000f87f".into(),
+            "41000000000000f87f".into(),
         ),
-        (AggState::Count(300), "22ac02".into()),
-        (AggState::new(&Aggregation::Count), "2200".into()),
+        (AggState::Count(300), "42ac02".into()),
+        (AggState::new(&Aggregation::Count), "4200".into()),
         (
             numbers(Aggregation::Min, &[3.0, -2.0]),
-            "2300000000000000c0".into(),
+            "4300000000000000c0".into(),
         ),
         (
             AggState::new(&Aggregation::Min),
-            "23000000000000f87f".into(),
+            "43000000000000f87f".into(),
         ),
         (
             numbers(Aggregation::Max, &[-1.0, 0.25]),
-            "24000000000000d03f".into(),
+            "44000000000000d03f".into(),
         ),
         (
             numbers(Aggregation::Mean, &[1.5, 2.5, 3.5]),
-            "250000000000001e4003".into(),
+            "450000000000001e4003".into(),
         ),
         (
             AggState::new(&Aggregation::Mean),
-            "25000000000000000000".into(),
+            "45000000000000000000".into(),
         ),
         (
             numbers(Aggregation::Var { sample: false }, &[1.0, 2.0, 3.0, 4.0]),
-            format!("26{var_payload}"),
+            format!("46{var_payload}"),
         ),
         (
             AggState::Var {
                 moments,
                 sample: true,
             },
-            format!("27{var_payload}"),
+            format!("47{var_payload}"),
         ),
         (
             AggState::Std {
                 moments,
                 sample: false,
             },
-            format!("28{var_payload}"),
+            format!("48{var_payload}"),
         ),
         (
             AggState::Std {
                 moments,
                 sample: true,
             },
-            format!("29{var_payload}"),
+            format!("49{var_payload}"),
         ),
         (
             AggState::new(&Aggregation::Var { sample: false }),
-            "2600".into(),
+            "4600".into(),
         ),
         (
             min_by,
-            "2a0202000000000000f03f000000000000002440000000000000004001026162".into(),
+            "4a0202000000000000f03f000000000000002440000000000000004001026162".into(),
         ),
-        (max_by, "2b03010000000000001440010178".into()),
-        (vector_sum, "2c0202000000000000f03f000000000000e0bf".into()),
+        (max_by, "4b03010000000000001440010178".into()),
+        (vector_sum, "4c0202000000000000f03f000000000000e0bf".into()),
         (
             AggState::new(&Aggregation::VectorMean { dim: 3 }),
-            "2d0300".into(),
+            "4d0300".into(),
         ),
     ];
     for (state, expected) in cases {
@@ -518,7 +518,7 @@ fn decode_errors_say_what_is_wrong() {
     assert!(decode_error(&[]).contains("empty input"));
     let msg = decode_error(&[(3 << 5) | 1, 0, 0]);
     assert!(
-        msg.contains("version 3") && msg.contains("reads version 1"),
+        msg.contains("version 3") && msg.contains("reads versions 1..=2"),
         "{msg}"
     );
     assert!(decode_error(&[0x01]).contains("version 0"));

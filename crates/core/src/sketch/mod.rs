@@ -5,19 +5,22 @@
 //!
 //! | aggregation             | state                  | sketch                         |
 //! |-------------------------|------------------------|--------------------------------|
-//! | `approx_count_distinct` | [`CountDistinctState`] | CPC (`CpcSketch` + `CpcUnion`) |
+//! | `approx_count_distinct` | [`CountDistinctState`] | exact hash set, then CPC (`CpcSketch` + `CpcUnion`) |
 //! | `approx_top_k`          | [`TopKState`]          | frequent items (Misra-Gries)   |
 //! | `approx_percentile`     | [`PercentileState`]    | t-digest (`TDigestMut`)        |
 //!
 //! # Stored bodies
 //!
 //! `encode_body` writes a *body*: the caller puts its own kind/version header and length
-//! prefix around it. Every body starts with [`SKETCH_BODY_VERSION`] so that a later layout
-//! is detectable, followed by the crate's own serialized image, which is the binary format
-//! of the Java and C++ DataSketches libraries:
+//! prefix around it. Every sketch body starts with [`SKETCH_BODY_VERSION`] so that a later
+//! layout is detectable, followed by the crate's own serialized image, which is the binary
+//! format of the Java and C++ DataSketches libraries. The exact form of a
+//! `CountDistinctState` (small sets, see its module) is no image and has no body version:
+//! the state's kind and format version name it.
 //!
 //! ```text
 //! CountDistinctState: [1][CPC compressed image (lg_k, seed hash, coupons, HIP, ...)]
+//!   exact form:       [lg_k][item hashes: u64 LE, strictly ascending]
 //! TopKState:          [1][k: u16 LE][frequent-items image, items in our item encoding]
 //! PercentileState:    [1][t-digest image, double precision, always compressed]
 //! ```
@@ -32,6 +35,7 @@
 //! the store's job (RocksDB block checksums), not the body's.
 
 mod cpc;
+mod item_hash;
 mod percentile;
 mod top_k;
 
@@ -59,11 +63,12 @@ pub const DEFAULT_CPC_LG_K: u8 = 11;
 /// twice the bytes.
 pub const DEFAULT_PERCENTILE_SIZE: u16 = 200;
 
-/// Hash seed of every hashed sketch (CPC). Pinned because a stored CPC image records which
-/// seed built it (as a 16-bit seed hash) and only merges with sketches of the same seed:
-/// a seed taken from the process (or changed later) would make stored states unmergeable
-/// and estimates wrong. 9001 is the DataSketches default, so Java/C++ readers accept the
-/// images without configuration.
+/// Hash seed of every hashed sketch (CPC) and of the item hashes `approx_count_distinct`
+/// keeps. Pinned because a stored CPC image records which seed built it (as a 16-bit seed
+/// hash) and only merges with sketches of the same seed, and a stored exact state holds the
+/// hashes themselves: a seed taken from the process (or changed later) would make stored
+/// states unmergeable and counts wrong. 9001 is the DataSketches default, so Java/C++
+/// readers accept the images without configuration.
 pub const SKETCH_HASH_SEED: u64 = 9001;
 
 /// First byte of every sketch body. Bump it (and keep a decoder for the old value) when the
