@@ -739,7 +739,7 @@ fn distinct_counts_are_exact_up_to_the_limit_and_one_item_costs_11_bytes() {
             selection: None,
         };
         store
-            .ingest(&[
+            .stage(&[
                 batch("numbers", ValueColumn::Numbers(&ids)),
                 batch(
                     "names",
@@ -750,7 +750,9 @@ fn distinct_counts_are_exact_up_to_the_limit_and_one_item_costs_11_bytes() {
                 ),
             ])
             .unwrap();
-        store.commit(&[], CommitMode::Merge).unwrap();
+        store
+            .commit_staged(CommitRecords::default(), CommitMode::Merge)
+            .unwrap();
     }
     let keys: Vec<f64> = (1..=keys_up_to).map(|n| n as f64).collect();
     let reads: Vec<WindowRead> = ["numbers", "names"]
@@ -800,7 +802,7 @@ fn distinct_counts_are_exact_up_to_the_limit_and_one_item_costs_11_bytes() {
         .collect();
     let values: Vec<f64> = (0..10).map(|h| f64::from(h % 3)).collect();
     store
-        .ingest(&[SeriesBatch {
+        .stage(&[SeriesBatch {
             series_id: "one",
             keys: vec![KeyColumn::Ints(&[7.0; 10])],
             timestamps_ms: &ts,
@@ -809,7 +811,9 @@ fn distinct_counts_are_exact_up_to_the_limit_and_one_item_costs_11_bytes() {
             selection: None,
         }])
         .unwrap();
-    let report = store.commit(&[], CommitMode::Merge).unwrap();
+    let report = store
+        .commit_staged(CommitRecords::default(), CommitMode::Merge)
+        .unwrap();
     // Ten buckets, each a key of 31 bytes (series u32, group-key length u16, the integer
     // part `i` + i64, bucket size u64, bucket start i64) and a record of one state.
     assert_eq!(report.buckets_written, 10);
