@@ -1,6 +1,17 @@
-// Builds the native addon from source into native/ with napi-rs.
+// `npm run build:native`: builds the native addon from source with napi-rs, for this
+// machine into native/ (the local build the loader tries first), with the generated
+// loader native/index.cjs and the binding's types native/index.d.cts.
+//
+// Extra arguments go to `napi build`, e.g. a release build for another target:
+//   node scripts/build-native.mjs --target aarch64-unknown-linux-gnu --cross-compile --output-dir out
+// (`--cross-compile` builds with cargo-zigbuild and needs `zig` on PATH; give such a
+// build its own CARGO_TARGET_DIR, as it compiles RocksDB again for that target).
 import { spawnSync } from 'node:child_process';
 import { cargoEnv, ensureNativeToolchain } from './native-env.mjs';
+
+const extra = process.argv.slice(2);
+const outputDir =
+  extra.includes('--output-dir') || extra.includes('-o') ? [] : ['--output-dir', 'native'];
 
 ensureNativeToolchain();
 const env = cargoEnv();
@@ -12,14 +23,15 @@ const result = spawnSync(
     'build',
     '--platform',
     '--release',
-    '--output-dir',
-    'native',
+    ...outputDir,
     '--js',
     'index.cjs',
     '--dts',
     'index.d.cts',
     '--no-const-enum',
+    ...extra,
   ],
-  { stdio: 'inherit', env },
+  // npx is a .cmd script on Windows, which only a shell runs.
+  { stdio: 'inherit', env, shell: process.platform === 'win32' },
 );
 process.exit(result.status ?? 1);
