@@ -7,7 +7,7 @@
  * - {@link BucketEngine} is the native engine underneath, for direct columnar use.
  *
  * @example
- * import { datetime, features, float, hasMany, int, Tessera, windowed } from 'tessera';
+ * import { datetime, features, float, hasMany, int, Tessera, windowed } from 'tessera-engine';
  *
  * const Transaction = features('transaction', {
  *   id: int().primary(),
@@ -75,6 +75,7 @@ export {
   StorageError,
   TesseraError,
 } from './errors.js';
+export { MissingDependencyError } from './optional-peer.js';
 // Stream resolvers and their sources (issue 5).
 export type {
   CommitOptions,
