@@ -61,7 +61,7 @@ beforeAll(() => {
   // copy the clone installed, so the install needs no registry metadata either.
   const zod = run(
     'npm',
-    ['pack', '--json', '--ignore-scripts', '--pack-destination', work, 'node_modules/zod'],
+    ['pack', '--json', '--ignore-scripts', '--pack-destination', work, './node_modules/zod'],
     repo,
   );
   expect(zod.status, zod.stderr).toBe(0);

@@ -75,7 +75,6 @@ export {
   StorageError,
   TesseraError,
 } from './errors.js';
-export { MissingDependencyError } from './optional-peer.js';
 // Stream resolvers and their sources (issue 5).
 export type {
   CommitOptions,
@@ -95,6 +94,7 @@ export type {
   WindowQueryResult,
   WindowReadInput,
 } from './native.js';
+export { MissingDependencyError } from './optional-peer.js';
 export * from './planner/index.js';
 export {
   type BatchReport,
