@@ -259,7 +259,7 @@ export const wrong: string = ({} as engine.EngineStats).series;
   });
 
   it('runs `npx tessera --help`', () => {
-    const help = run('npx', ['--offline', '--no', 'tessera', '--help'], project);
+    const help = run('npx', ['--offline', 'tessera', '--help'], project);
     expect(help.status, help.stderr).toBe(0);
     expect(help.stdout).toMatch(/aggregate list/);
     expect(help.stdout).toMatch(/deadletters/);

@@ -11,10 +11,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Size budgets, in bytes: a tarball over one fails the packing test and pack:check. */
 export const SIZE_BUDGET = {
-  // The compiled façade, its declarations and the CLI (about 0.3 MB packed when written).
-  main: { packed: 600_000, unpacked: 3_000_000 },
-  // One native engine: RocksDB, DataSketches and the binding in one shared library.
-  platform: { packed: 12_000_000, unpacked: 40_000_000 },
+  // The compiled façade, its declarations and the CLI: 0.15 MB packed, 0.53 MB unpacked
+  // when the budget was set.
+  main: { packed: 300_000, unpacked: 1_200_000 },
+  // One native engine (RocksDB, DataSketches and the binding in one shared library, not
+  // stripped): 5.0 MB packed, 13.0 MB unpacked on linux-x64-gnu when the budget was set.
+  platform: { packed: 8_000_000, unpacked: 24_000_000 },
 };
 
 /** Paths the main tarball must never carry: sources of other kinds, tests, CI. */
