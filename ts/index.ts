@@ -87,6 +87,7 @@ export type {
   ListValue,
   OpenOptions,
   OpenReportOutput,
+  RuleValue,
   SeriesBatchInput,
   SourcePositionInput,
   StoredBucketOutput,
@@ -106,6 +107,7 @@ export {
   type MessageContext,
   makeStreamResolver,
   makeWindowedStreamResolver,
+  type OutputColumn,
   type OutputFeatureMap,
   type OutputFeaturePairs,
   type ResolvedRow,
@@ -115,10 +117,13 @@ export {
   StreamRunner,
   type StreamRunnerOptions,
   type WindowContext,
+  type WindowedResult,
+  type WindowedStreamMetrics,
   type WindowedStreamResolver,
   type WindowedStreamResolverOptions,
   WindowedStreamRunner,
 } from './resolvers/index.js';
+export type { WindowedOutput } from './resolvers/windowed.js';
 export {
   JsonLinesSource,
   type JsonLinesSourceOptions,
