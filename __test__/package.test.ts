@@ -14,6 +14,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   FORBIDDEN,
+  INSTALL_SCRIPTS,
   type PackedTarball,
   packMain,
   packPlatform,
@@ -137,7 +138,13 @@ describe('installed from the tarballs into an empty project, offline', () => {
       ),
     ).toBe(true);
     expect(existsSync(join(project, 'node_modules', 'zod', 'package.json'))).toBe(true);
-    expect(`${install.stdout}${install.stderr}`).not.toMatch(/cargo|napi build|Compiling/);
+    expect(`${install.stdout}${install.stderr}`).not.toMatch(
+      /cargo|napi build|Compiling|install-scripts/,
+    );
+    const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as {
+      scripts?: Record<string, string>;
+    };
+    expect(INSTALL_SCRIPTS.filter((s) => manifest.scripts?.[s] !== undefined)).toEqual([]);
   });
 
   it("runs the README's example as written", () => {

@@ -18,6 +18,7 @@ export interface SizeBudget {
 
 export const SIZE_BUDGET: { readonly main: SizeBudget; readonly platform: SizeBudget };
 export const FORBIDDEN: readonly RegExp[];
+export const INSTALL_SCRIPTS: readonly string[];
 export function packMain(destination: string): PackedTarball;
 export function packPlatform(suffix: string, destination: string): PackedTarball;
 export function overBudget(packed: PackedTarball, budget: SizeBudget): string[];

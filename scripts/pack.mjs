@@ -1,8 +1,22 @@
 // Packs the package as it would be published: the main package (npm pack, with its
 // `files`) and the per-platform package of one target (npm/<suffix>/ with the binary
-// from native/), so the packing test and `npm run pack:check` check the same tarballs.
+// from native/), so the packing test, `npm run pack:check` and the release workflow use
+// the same tarballs.
+//
+// The main package is packed from a staged copy whose package.json has no `prepare`
+// script: that hook builds from source in a clone, and npm lists any install-time
+// lifecycle script of an installed package for the user to approve, although a registry
+// install never runs `prepare`. The published manifest carries none of them.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,10 +50,13 @@ export const FORBIDDEN = [
   /^Cargo\./,
 ];
 
-function npmPack(dir, destination) {
+/** Scripts npm runs when a package is installed; none may ship in the manifest. */
+export const INSTALL_SCRIPTS = ['preinstall', 'install', 'postinstall', 'prepare'];
+
+function npmPack(dir, destination, extra = []) {
   const out = execFileSync(
     'npm',
-    ['pack', '--json', '--ignore-scripts', '--pack-destination', destination],
+    ['pack', '--json', '--ignore-scripts', ...extra, '--pack-destination', destination],
     // npm is a .cmd script on Windows, which only a shell runs.
     {
       cwd: dir,
@@ -64,7 +81,22 @@ export function packMain(destination) {
   if (!existsSync(join(root, 'dist/ts/index.js'))) {
     throw new Error('dist/ts is not built: run `npm run build:ts` first');
   }
-  return npmPack(root, destination);
+  // What npm would pack from the clone, copied as it is, with the manifest minus the
+  // install-time scripts.
+  const listed = npmPack(root, destination, ['--dry-run']).files;
+  const stage = mkdtempSync(join(tmpdir(), 'tessera-main-'));
+  try {
+    for (const { path } of listed) {
+      mkdirSync(dirname(join(stage, path)), { recursive: true });
+      copyFileSync(join(root, path), join(stage, path));
+    }
+    const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    for (const script of INSTALL_SCRIPTS) delete manifest.scripts?.[script];
+    writeFileSync(join(stage, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    return npmPack(stage, destination);
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
 }
 
 /**
