@@ -1,24 +1,32 @@
-// `npm install` hook: use the native engine when one loads (a prebuilt per-platform
-// package or an earlier build), otherwise build it from source; then compile the
-// TypeScript façade so the CLI and the demo run.
+// The `prepare` hook: runs in a clone of the repository (on `npm install` there), never
+// when the published package is installed. It builds the native engine from source
+// unless an earlier local build in native/ loads, then compiles the TypeScript façade so
+// the CLI and the demo run. A consumer install gets the prebuilt binary from the
+// per-platform optional dependency instead, and compiles nothing.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, readdirSync } from 'node:fs';
 
-function loads() {
-  if (!existsSync('native/index.cjs')) return false;
-  try {
-    createRequire(import.meta.url)('../native/index.cjs');
-    return true;
-  } catch {
-    return false;
-  }
+/** True when a local build for this machine is in native/ and loads (in a child process,
+ * so a binary for another platform or Node ABI leaves nothing behind in this one). */
+function localBuildLoads() {
+  if (!existsSync('native/index.d.cts')) return false;
+  return readdirSync('native')
+    .filter((file) => file.endsWith('.node'))
+    .some((file) => {
+      const probe = spawnSync(process.execPath, ['-e', `require('./native/${file}')`], {
+        stdio: 'ignore',
+      });
+      return probe.status === 0;
+    });
 }
 
 function run(script) {
-  const result = spawnSync('npm', ['run', '--silent', script], { stdio: 'inherit' });
+  const result = spawnSync('npm', ['run', '--silent', script], {
+    stdio: 'inherit',
+    shell: process.platform === 'win32',
+  });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 
-if (process.env.TESSERA_SKIP_NATIVE_BUILD !== '1' && !loads()) run('build:native');
-if (existsSync('tsconfig.build.json')) run('build:ts');
+if (process.env.TESSERA_SKIP_NATIVE_BUILD !== '1' && !localBuildLoads()) run('build:native');
+run('build:ts');

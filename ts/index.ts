@@ -7,7 +7,7 @@
  * - {@link BucketEngine} is the native engine underneath, for direct columnar use.
  *
  * @example
- * import { datetime, features, float, hasMany, int, Tessera, windowed } from 'tessera';
+ * import { datetime, features, float, hasMany, int, Tessera, windowed } from 'tessera-engine';
  *
  * const Transaction = features('transaction', {
  *   id: int().primary(),
@@ -81,6 +81,7 @@ export type {
   ListValue,
   OpenOptions,
   OpenReportOutput,
+  RuleValue,
   SeriesBatchInput,
   SourcePositionInput,
   StoredBucketOutput,
@@ -88,6 +89,7 @@ export type {
   WindowQueryResult,
   WindowReadInput,
 } from './native.js';
+export { MissingDependencyError } from './optional-peer.js';
 export * from './planner/index.js';
 export {
   type BatchReport,
@@ -99,6 +101,7 @@ export {
   type MessageContext,
   makeStreamResolver,
   makeWindowedStreamResolver,
+  type OutputColumn,
   type OutputFeatureMap,
   type OutputFeaturePairs,
   type ResolvedRow,
@@ -108,10 +111,13 @@ export {
   StreamRunner,
   type StreamRunnerOptions,
   type WindowContext,
+  type WindowedResult,
+  type WindowedStreamMetrics,
   type WindowedStreamResolver,
   type WindowedStreamResolverOptions,
   WindowedStreamRunner,
 } from './resolvers/index.js';
+export type { WindowedOutput } from './resolvers/windowed.js';
 export {
   JsonLinesSource,
   type JsonLinesSourceOptions,

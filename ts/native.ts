@@ -1,32 +1,52 @@
 /**
- * Loads the native binding (built by `napi build` into `native/`, or a prebuilt
- * per-platform package that the generated loader finds). Works from `ts/` (vitest) and
- * from the compiled `dist/ts/` alike, by finding the package root.
+ * Loads the native engine. In order:
+ * 1. a local build, `native/<binary>.<platform>.node` under the package root (what
+ *    `npm install` / `npm run build:native` make in a clone);
+ * 2. the per-platform package `<package name>-<platform>` (an `optionalDependency`, so
+ *    npm installs only the one matching the machine).
+ * Otherwise it throws one error naming the platform, what was tried and how to build
+ * from source. The types come from the declarations napi-rs generates from the Rust
+ * binding (`native/index.d.cts`, copied next to the compiled package as
+ * `dist/native/index.d.cts`).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type * as Binding from '../native/index.cjs';
-
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'Cargo.toml')) || !existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('cannot find the Tessera package root');
-    dir = parent;
-  }
-  return dir;
-}
+import { binaryFile, packageFacts, platformPackage, platformSuffix } from './native-platform.js';
 
 function load(): typeof Binding {
-  const loader = join(packageRoot(), 'native', 'index.cjs');
-  if (!existsSync(loader)) {
-    throw new Error(
-      `Tessera's native engine is not built (${loader} is missing). Run \`npm install\` or \`npm run build:native\`.`,
+  const facts = packageFacts();
+  const suffix = platformSuffix();
+  const require = createRequire(join(facts.root, 'package.json'));
+  const tried: string[] = [];
+
+  const local = join(facts.root, 'native', binaryFile(facts, suffix));
+  if (existsSync(local)) return require(local) as typeof Binding;
+  tried.push(`no local build at ${local}`);
+
+  const prebuilt = platformPackage(facts, suffix);
+  if (facts.prebuilt.includes(suffix)) {
+    try {
+      return require(prebuilt) as typeof Binding;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      tried.push(
+        code === 'MODULE_NOT_FOUND'
+          ? `the package ${prebuilt} is not installed (was the install run with --omit=optional or --no-optional?)`
+          : `the package ${prebuilt} did not load: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+  } else {
+    tried.push(
+      `no prebuilt package exists for ${suffix} (prebuilt: ${facts.prebuilt.join(', ') || 'none'})`,
     );
   }
-  return createRequire(import.meta.url)(loader) as typeof Binding;
+  throw new Error(
+    `Tessera's native engine is not available for ${suffix} (Node ${process.version}): ${tried.join('; ')}. ` +
+      `Reinstall ${facts.name} with optional dependencies, or build it from source: clone the ` +
+      'repository, then `npm install` (needs Rust >= 1.88 and libclang) or `npm run build:native`.',
+  );
 }
 
 /** The generated binding. */

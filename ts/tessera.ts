@@ -112,7 +112,7 @@ export interface IngestResult {
  * An open Tessera store.
  *
  * @example
- * import { Tessera } from 'tessera';
+ * import { Tessera } from 'tessera-engine';
  * import { Transaction, User } from './features.js';
  *
  * const tessera = Tessera.open({ path: '.tessera/store', features: [User, Transaction] });

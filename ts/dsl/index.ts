@@ -2,7 +2,7 @@
  * Tessera's feature DSL: feature classes, windowed aggregations, durations, errors.
  *
  * @example
- * import { datetime, features, float, hasMany, int, windowed } from 'tessera';
+ * import { datetime, features, float, hasMany, int, windowed } from 'tessera-engine';
  *
  * export const Transaction = features('transaction', {
  *   id: int().primary(),

@@ -4,7 +4,7 @@
  * `aggregate list` table and the storage estimate.
  *
  * @example
- * import { compile, renderAggregateList, toStoreDescription } from 'tessera';
+ * import { compile, renderAggregateList, toStoreDescription } from 'tessera-engine';
  * const { plan, diagnostics } = compile([User, Transaction]);
  * console.log(renderAggregateList(plan));
  * native.open(toStoreDescription(plan));

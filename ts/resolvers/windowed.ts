@@ -17,6 +17,7 @@
 import type { z } from 'zod';
 import { parseWindows } from '../dsl/window-ref.js';
 import { timeOf } from '../engine/values.js';
+import { importOptionalPeer } from '../optional-peer.js';
 import type { Source, SourceMessage } from '../sources/source.js';
 import { fieldReader, StreamResolverError } from './stream-resolver.js';
 
@@ -223,14 +224,11 @@ let duck:
 
 async function duckdb() {
   duck ??= (async () => {
-    let api: typeof import('@duckdb/node-api');
-    try {
-      api = await import('@duckdb/node-api');
-    } catch {
-      throw new Error(
-        'SQL windowed resolvers need @duckdb/node-api (npm install @duckdb/node-api)',
-      );
-    }
+    const api = await importOptionalPeer(
+      '@duckdb/node-api',
+      'A SQL windowed resolver',
+      () => import('@duckdb/node-api'),
+    );
     const instance = await api.DuckDBInstance.create(':memory:', { threads: '1' });
     const connection = await instance.connect();
     let queue: Promise<unknown> = Promise.resolve();

@@ -7,6 +7,7 @@
  * the usual tools can show the group's lag: Tessera never resumes from them.
  */
 import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
+import { importOptionalPeer } from '../optional-peer.js';
 import type { PartitionLag, PartitionPosition, Source, SourceMessage } from './source.js';
 
 /** Options of {@link KafkaSource}. */
@@ -79,7 +80,11 @@ export class KafkaSource implements Source {
     const groupOptions =
       o.groupInstanceId === undefined ? {} : { groupInstanceId: o.groupInstanceId };
     // Loaded on first use: importing Tessera does not load a Kafka client.
-    const { Consumer } = await import('@platformatic/kafka');
+    const { Consumer } = await importOptionalPeer(
+      '@platformatic/kafka',
+      'KafkaSource',
+      () => import('@platformatic/kafka'),
+    );
     const consumer = new Consumer({
       clientId: o.clientId ?? 'tessera',
       bootstrapBrokers: this.brokers,

@@ -11,6 +11,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { datetime, features, float, hasMany, int, string, windowed } from '../../dsl/index.js';
+import { importOptionalPeer } from '../../optional-peer.js';
 import { formatBytes } from '../../planner/storage.js';
 import { type StreamMetrics, StreamRunner } from '../../resolvers/runner.js';
 import { makeStreamResolver } from '../../resolvers/stream-resolver.js';
@@ -194,8 +195,16 @@ class LiveView {
   }
 }
 
+function kafkaClient() {
+  return importOptionalPeer(
+    '@platformatic/kafka',
+    'The demo with --kafka',
+    () => import('@platformatic/kafka'),
+  );
+}
+
 async function createTopic(brokers: string[], topic: string, partitions: number): Promise<void> {
-  const { Admin } = await import('@platformatic/kafka');
+  const { Admin } = await kafkaClient();
   const admin = new Admin({ clientId: 'tessera-demo', bootstrapBrokers: brokers });
   try {
     await admin.createTopics({ topics: [topic], partitions, replicas: 1 });
@@ -312,7 +321,7 @@ export const demo: Command = {
       const brokers = kafka.split(',').map((b) => b.trim());
       topic = `tessera-demo-${Date.now()}`;
       await createTopic(brokers, topic, 3);
-      const { Producer } = await import('@platformatic/kafka');
+      const { Producer } = await kafkaClient();
       const producer = new Producer({ clientId: 'tessera-demo', bootstrapBrokers: brokers });
       const t = topic;
       producing = paced(messages, rate, async (chunk) => {
