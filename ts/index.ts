@@ -118,6 +118,14 @@ export {
   type WindowedStreamResolverOptions,
   WindowedStreamRunner,
 } from './resolvers/index.js';
+// Prometheus metrics on a prom-client registry (what `tessera serve` exposes at /metrics).
+export {
+  QUERY_LATENCY_BUCKETS,
+  registerTesseraMetrics,
+  type TesseraMetrics,
+  type TesseraMetricsOptions,
+  type TesseraMetricsSources,
+} from './server/metrics.js';
 export {
   JsonLinesSource,
   type JsonLinesSourceOptions,

@@ -134,6 +134,33 @@ export function reconcileCatalog(
 }
 
 /**
+ * What a store holds for a plan, without writing anything (for a store opened
+ * read-only): the plan's series it holds (kept), those it does not (new), and the
+ * stored series the plan does not name (orphaned, described from the catalog).
+ */
+export function storedSeriesReport(
+  dir: string,
+  plan: Plan,
+  storedIds: readonly string[],
+): TesseraOpenReport {
+  const previous = readCatalog(dir);
+  const stored = new Set(storedIds);
+  const planned = new Set(plan.series.map((s) => s.id));
+  return Object.freeze({
+    newSeries: Object.freeze(plan.series.filter((s) => !stored.has(s.id)).map(summarize)),
+    keptSeries: Object.freeze(plan.series.filter((s) => stored.has(s.id)).map(summarize)),
+    orphanedSeries: Object.freeze(
+      storedIds
+        .filter((id) => !planned.has(id))
+        .map((id) => {
+          const known = previous[id];
+          return known === undefined ? unknownSummary(id) : Object.freeze({ ...known });
+        }),
+    ),
+  });
+}
+
+/**
  * The open report as text: one line per series, grouped by new / kept / orphaned.
  *
  * @example

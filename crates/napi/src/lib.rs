@@ -8,6 +8,7 @@ mod description;
 mod engine;
 mod error;
 mod messages;
+mod read_only;
 
 pub use bench::*;
 pub use description::*;

@@ -7,6 +7,7 @@ pub mod error;
 pub mod fold;
 pub mod key;
 pub mod layout;
+pub mod read_only;
 pub mod record;
 pub mod store;
 

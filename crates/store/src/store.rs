@@ -35,8 +35,8 @@ use crate::record::{decode_record, merge_records};
 /// written by another version is refused rather than misread.
 pub const STORE_FORMAT_VERSION: u32 = 1;
 
-const BUCKETS_CF: &str = "buckets";
-const META_CF: &str = "meta";
+pub(crate) const BUCKETS_CF: &str = "buckets";
+pub(crate) const META_CF: &str = "meta";
 const FORMAT_KEY: &[u8] = b"format";
 const NEXT_SERIES_KEY: &[u8] = b"next_series_number";
 const SERIES_PREFIX: &[u8] = b"series/";
@@ -44,6 +44,8 @@ const POSITION_PREFIX: &[u8] = b"position/";
 const DEAD_LETTER_PREFIX: &[u8] = b"deadletter/";
 /// The directory, inside the store's, where bulk commits write their table files.
 const BULK_DIR: &str = "bulk";
+/// The name of the bucket records' merge operator.
+pub(crate) const BUCKET_MERGE_OPERATOR: &str = "tessera.bucket_records.v1";
 /// Block size of the bucket tables.
 pub(crate) const BLOCK_SIZE: usize = 16 << 10;
 
@@ -213,24 +215,24 @@ pub struct StoredBucket {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct StoredSeries {
-    number: u32,
-    spec: SeriesSpec,
+pub(crate) struct StoredSeries {
+    pub(crate) number: u32,
+    pub(crate) spec: SeriesSpec,
 }
 
 type RetentionTable = FxHashMap<(u32, i64), (BucketSpan, i64)>;
 
 /// The RocksDB bucket store of one directory.
 pub struct BucketStore {
-    db: DB,
-    path: PathBuf,
-    series: Vec<SeriesLayout>,
-    by_id: HashMap<String, usize>,
-    pending: PendingDelta,
+    pub(crate) db: DB,
+    pub(crate) path: PathBuf,
+    pub(crate) series: Vec<SeriesLayout>,
+    pub(crate) by_id: HashMap<String, usize>,
+    pub(crate) pending: PendingDelta,
     /// The records of a bulk commit, kept for the next one.
-    bulk: BulkRecords,
-    retention: Arc<RwLock<Arc<RetentionTable>>>,
-    options: StoreOptions,
+    pub(crate) bulk: BulkRecords,
+    pub(crate) retention: Arc<RwLock<Arc<RetentionTable>>>,
+    pub(crate) options: StoreOptions,
 }
 
 impl BucketStore {
@@ -277,7 +279,7 @@ impl BucketStore {
         // A large commit fills a memtable by itself; with room for four, the next commit
         // need not wait for the last one's flush.
         buckets.set_max_write_buffer_number(4);
-        buckets.set_merge_operator_associative("tessera.bucket_records.v1", merge_records);
+        buckets.set_merge_operator_associative(BUCKET_MERGE_OPERATOR, merge_records);
         buckets.set_compaction_filter_factory(RetentionFilterFactory {
             table: retention.clone(),
             clock: options.clock.clone(),
@@ -324,7 +326,7 @@ impl BucketStore {
             .expect("buckets column family")
     }
 
-    fn check_format(&self, existed: bool) -> StoreResult<()> {
+    pub(crate) fn check_format(&self, existed: bool) -> StoreResult<()> {
         let expected = format_bytes();
         match self.db.get_cf(self.meta(), FORMAT_KEY)? {
             Some(found) if found == expected => Ok(()),
@@ -361,7 +363,7 @@ impl BucketStore {
         Ok(it.valid() && it.key().is_some_and(|k| k.starts_with(SERIES_PREFIX)))
     }
 
-    fn stored_series(&self) -> StoreResult<Vec<StoredSeries>> {
+    pub(crate) fn stored_series(&self) -> StoreResult<Vec<StoredSeries>> {
         let mut out = Vec::new();
         let mut it = self.db.raw_iterator_cf(self.meta());
         it.seek(SERIES_PREFIX);
