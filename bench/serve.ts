@@ -110,24 +110,28 @@ async function load(url: string, seconds: number, rate?: number): Promise<Load> 
   const pool = bodies(4096);
   let next = 0;
   const latenciesMs: number[] = [];
-  const instance = autocannon({
-    url: `${url}/v1/query`,
-    connections: CONNECTIONS,
-    duration: seconds,
-    ...(rate === undefined ? {} : { overallRate: Math.max(1, Math.round(rate)) }),
-    requests: [
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
       {
-        method: 'POST',
-        path: '/v1/query',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (request) => ({ ...request, body: pool[next++ % pool.length] as string }),
+        url: `${url}/v1/query`,
+        connections: CONNECTIONS,
+        duration: seconds,
+        ...(rate === undefined ? {} : { overallRate: Math.max(1, Math.round(rate)) }),
+        requests: [
+          {
+            method: 'POST',
+            path: '/v1/query',
+            headers: { 'content-type': 'application/json' },
+            setupRequest: (request) => ({ ...request, body: pool[next++ % pool.length] as string }),
+          },
+        ],
       },
-    ],
+      (error: unknown, done: autocannon.Result) => (error ? reject(error) : resolve(done)),
+    );
+    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+      if (statusCode >= 200 && statusCode < 300) latenciesMs.push(responseTime);
+    });
   });
-  instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-    if (statusCode >= 200 && statusCode < 300) latenciesMs.push(responseTime);
-  });
-  const result = await instance;
   const ok = result['2xx'];
   return {
     requestsPerSecond: ok / (result.duration || seconds),

@@ -86,8 +86,16 @@ export function buildApp(context: ServeContext): FastifyInstance {
   const { tessera, limits, metrics, registry } = context;
   const app = Fastify({
     bodyLimit: limits.maxBodyBytes,
-    // Unknown fields are errors, never dropped silently; query strings are coerced.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // Unknown fields are errors, never dropped silently, and values are never coerced
+    // (a key 7 stays a number, so that a string key refuses it).
+    ajv: {
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: false,
+        allErrors: false,
+        allowUnionTypes: true,
+      },
+    },
     // The first failing rule, naming the field (and the unknown property, if that is it).
     schemaErrorFormatter: (errors, dataVar) => {
       const e = errors[0];
@@ -104,7 +112,7 @@ export function buildApp(context: ServeContext): FastifyInstance {
 
   // JSON only: fastify's default text/plain parser would turn a text body into a string.
   app.removeContentTypeParser('text/plain');
-  app.setErrorHandler((error: FastifyError, _request, reply) => {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof TesseraError) {
       const status = CLIENT_ERROR_CODES.has(error.code) ? 400 : error.code === 'CLOSED' ? 503 : 500;
       return reply.status(status).send(errorBody(status, error.code, error.message));
@@ -112,7 +120,11 @@ export function buildApp(context: ServeContext): FastifyInstance {
     const status =
       typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
     const code = error.code ?? (status >= 500 ? 'INTERNAL' : 'BAD_REQUEST');
-    return reply.status(status).send(errorBody(status, code, error.message));
+    const message =
+      code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+        ? `unsupported content type '${request.headers['content-type'] ?? ''}': send application/json`
+        : error.message;
+    return reply.status(status).send(errorBody(status, code, message));
   });
   app.setNotFoundHandler((request, reply) =>
     reply
@@ -199,12 +211,13 @@ export function buildApp(context: ServeContext): FastifyInstance {
     })),
   }));
 
-  app.get<{ Querystring: { source?: string; limit?: number; offset?: number } }>(
+  app.get<{ Querystring: { source?: string; limit?: string; offset?: string } }>(
     '/v1/deadletters',
     { schema: deadLettersSchema },
     async (request) => {
-      const { source, offset = 0 } = request.query;
-      const limit = request.query.limit ?? 100;
+      const { source } = request.query;
+      const offset = Number(request.query.offset ?? 0);
+      const limit = Number(request.query.limit ?? 100);
       if (limit > limits.maxDeadLetters) {
         throw new LimitError(
           'LIMIT_TOO_LARGE',

@@ -52,8 +52,8 @@ export const deadLettersSchema = {
     additionalProperties: false,
     properties: {
       source: { type: 'string', minLength: 1 },
-      limit: { type: 'integer', minimum: 1 },
-      offset: { type: 'integer', minimum: 0 },
+      limit: { type: 'string', pattern: '^[1-9][0-9]{0,8}$' },
+      offset: { type: 'string', pattern: '^(0|[1-9][0-9]{0,14})$' },
     },
   },
 } as const;

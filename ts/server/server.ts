@@ -127,7 +127,7 @@ export class TesseraServer {
         metrics,
         limits,
         token: options.token,
-        notReady: () => server?.notReady() ?? 'starting',
+        notReady: () => (server === undefined ? 'starting' : server.notReady()),
       });
       await app.listen({ host, port });
       const address = app.server.address();
