@@ -115,6 +115,9 @@ describe('tessera serve with a Kafka source', () => {
       }
       await wait(endsOf(messages));
       expect(checkpoints.length).toBeGreaterThanOrEqual(2);
+      console.log(
+        `kafka: ${checkpoints.length} answers compared, at ${checkpoints.map((c) => [...c.positions.values()].reduce((x, y) => x + y, 0)).join(', ')} of ${messages.length} messages`,
+      );
       for (const { positions: at, answer } of checkpoints) {
         const embedded = await embeddedAnswer(prefixOf(messages, offsets, at), request);
         expect(embedded.positions).toEqual(at);

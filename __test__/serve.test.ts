@@ -168,6 +168,9 @@ describe('tessera serve over HTTP', () => {
     });
     expect(readOnlyChecked, 'a read command ran while the stream was folding').toBe(true);
     const midway = checkpoints.filter((c) => !complete(c.positions));
+    console.log(
+      `in-process: ${checkpoints.length} answers compared, at ${checkpoints.map((c) => [...c.positions.values()].reduce((x, y) => x + y, 0)).join(', ')} of ${messages.length} messages`,
+    );
     expect(midway.length, 'answers taken while the stream was folding').toBeGreaterThan(0);
     for (const { positions, answer } of checkpoints) {
       const prefix = prefixOf(messages, offsets, positions);
