@@ -87,7 +87,9 @@ impl BucketStore {
         store.check_format(true)?;
         for stored in store.stored_series()? {
             let layout = SeriesLayout::new(stored.spec, stored.number)?;
-            store.by_id.insert(layout.spec.id.clone(), store.series.len());
+            store
+                .by_id
+                .insert(layout.spec.id.clone(), store.series.len());
             store.series.push(layout);
         }
         Ok(store)
