@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { BenchContext, ScenarioResult } from './harness.js';
 import { ingestScenarios } from './ingest.js';
 import { queryScenarios } from './query.js';
+import { serveScenarios } from './serve.js';
 import { sketchScenarios } from './sketches.js';
 import { streamScenarios } from './stream.js';
 
@@ -31,6 +32,7 @@ const groups = {
   query: queryScenarios,
   stream: streamScenarios,
   sketches: sketchScenarios,
+  serve: serveScenarios,
 };
 for (const [name, group] of Object.entries(groups)) {
   if (only !== undefined && !only.includes(name)) continue;

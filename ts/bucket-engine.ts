@@ -64,6 +64,16 @@ export class BucketEngine {
     return new BucketEngine(call(() => native.NativeEngine.open(path, description, options)));
   }
 
+  /**
+   * Opens the store at `path` for reading only, without its lock, so that it works while
+   * another process (a stream, `tessera serve`) holds the store. It sees the commits made
+   * before it was opened; every stored series is active (and listed as kept in
+   * {@link openReport}); writes fail.
+   */
+  static openReadOnly(path: string): BucketEngine {
+    return new BucketEngine(call(() => native.NativeEngine.openReadOnly(path)));
+  }
+
   /** Which series opening found new, kept, and orphaned (stored but no longer described). */
   get openReport(): OpenReportOutput {
     return this.inner.openReport;

@@ -118,6 +118,14 @@ export {
   WindowedStreamRunner,
 } from './resolvers/index.js';
 export type { WindowedOutput } from './resolvers/windowed.js';
+// Prometheus metrics on a prom-client registry (what `tessera serve` exposes at /metrics).
+export {
+  QUERY_LATENCY_BUCKETS,
+  registerTesseraMetrics,
+  type TesseraMetrics,
+  type TesseraMetricsOptions,
+  type TesseraMetricsSources,
+} from './server/metrics.js';
 export {
   JsonLinesSource,
   type JsonLinesSourceOptions,

@@ -5,7 +5,7 @@
  * creates its own topics.
  *
  * The broker starts only when the run includes a test file that needs it
- * (`__test__/kafka*.test.ts`), so `vitest run __test__/planner` does not pay for a JVM.
+ * (`__test__/kafka*.test.ts`, `__test__/serve-kafka*.test.ts`), so `vitest run __test__/planner` does not pay for a JVM.
  * A failed start does not abort the run: the error is handed to the Kafka tests, which
  * fail with it, and every other test still runs.
  */
@@ -24,7 +24,7 @@ declare module 'vitest' {
 
 /** Whether a test file needs the broker. */
 export function needsBroker(file: string): boolean {
-  return /^kafka.*\.test\.ts$/.test(basename(file));
+  return /^(serve-)?kafka.*\.test\.ts$/.test(basename(file));
 }
 
 async function runIncludesKafka(project: TestProject): Promise<boolean> {

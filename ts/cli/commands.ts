@@ -6,6 +6,7 @@ import type { Command } from './command.js';
 import { aggregateList } from './commands/aggregate-list.js';
 import { deadletters } from './commands/deadletters.js';
 import { demo } from './commands/demo.js';
+import { serve } from './commands/serve.js';
 
 /** Every command of the `tessera` CLI. */
-export const commands: readonly Command[] = [aggregateList, demo, deadletters];
+export const commands: readonly Command[] = [aggregateList, demo, deadletters, serve];

@@ -5,7 +5,8 @@
  * gone from the code, are still described.
  */
 import type { OpenReportOutput } from '../native.js';
-import type { SeriesSummary } from '../planner/series-summary.js';
+import { type SeriesSummary, summarize } from '../planner/series-summary.js';
+import type { Plan } from '../planner/types.js';
 
 /** What opening a store found, series by series. */
 export interface TesseraOpenReport {
@@ -52,6 +53,26 @@ export function openReport(native: OpenReportOutput): TesseraOpenReport {
     newSeries: Object.freeze(native.newSeries.map(pick)),
     keptSeries: Object.freeze(native.keptSeries.map(pick)),
     orphanedSeries: Object.freeze(native.orphanedSeries.map(pick)),
+  });
+}
+
+/**
+ * What a store holds for a plan, without writing anything (for a store opened
+ * read-only, whose report lists every stored series as kept): the plan's series it
+ * holds (kept), those it does not (new), and the stored series the plan does not name
+ * (orphaned, described by the summaries the store keeps).
+ */
+export function storedSeriesReport(plan: Plan, stored: OpenReportOutput): TesseraOpenReport {
+  const held = new Set(stored.keptSeries);
+  const planned = new Set(plan.series.map((s) => s.id));
+  const all = openReport({
+    ...stored,
+    keptSeries: stored.keptSeries.filter((id) => !planned.has(id)),
+  });
+  return Object.freeze({
+    newSeries: Object.freeze(plan.series.filter((s) => !held.has(s.id)).map(summarize)),
+    keptSeries: Object.freeze(plan.series.filter((s) => held.has(s.id)).map(summarize)),
+    orphanedSeries: all.keptSeries,
   });
 }
 

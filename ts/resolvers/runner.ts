@@ -65,6 +65,8 @@ export interface StreamMetrics {
   readonly duplicatesSkipped: number;
   readonly replayed: number;
   readonly batches: number;
+  /** Atomic commits of buckets, positions and dead letters (batches of replays only make none). */
+  readonly commits: number;
   /** Over the last few seconds. */
   readonly messagesPerSecond: number;
   /** Since `run()` started. */
@@ -127,6 +129,7 @@ export class StreamRunner {
     duplicatesSkipped: 0,
     replayed: 0,
     batches: 0,
+    commits: 0,
   };
   private rate: { t: number; messages: number }[] = [];
   private lag: PartitionLag[] = [];
@@ -404,6 +407,7 @@ export class StreamRunner {
     c.duplicatesSkipped += d.duplicatesSkipped;
     c.replayed += d.replayed;
     c.batches += 1;
+    if (d.positions.length > 0) c.commits += 1;
     const t = Date.now();
     this.rate.push({ t, messages: c.messages });
     if (this.rate.length > 256) this.rate = this.rate.filter((r) => r.t >= t - 10_000);

@@ -33,9 +33,9 @@ type Shared = Arc<RwLock<Option<BucketStore>>>;
 /// An open Tessera store.
 #[napi]
 pub struct NativeEngine {
-    store: Shared,
-    clock: Clock,
-    report: OpenReport,
+    pub(crate) store: Shared,
+    pub(crate) clock: Clock,
+    pub(crate) report: OpenReport,
 }
 
 fn write(store: &Shared) -> RwLockWriteGuard<'_, Option<BucketStore>> {

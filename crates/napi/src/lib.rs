@@ -14,6 +14,7 @@ mod error;
 pub mod limits;
 mod messages;
 mod objects;
+mod read_only;
 mod tasks;
 
 #[cfg(feature = "fold-ceiling")]

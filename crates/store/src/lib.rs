@@ -11,6 +11,7 @@ pub mod key;
 pub mod layout;
 pub mod meta;
 pub mod options;
+pub mod read_only;
 pub mod reads;
 pub mod record;
 mod retention;

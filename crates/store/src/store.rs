@@ -33,6 +33,9 @@ use crate::retention::{retention_table, RetentionFilterFactory, SharedRetention}
 /// The directory, inside the store's, where bulk commits write their table files.
 pub(crate) const BULK_DIR: &str = "bulk";
 
+/// The name of the bucket records' merge operator, the same for every opening of a store.
+pub(crate) const BUCKET_MERGE_OPERATOR: &str = "tessera.bucket_records.v1";
+
 /// What opening a store with a description found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpenReport {
@@ -53,7 +56,7 @@ pub struct BucketStore {
     pub(crate) db: DB,
     pub(crate) path: PathBuf,
     pub(crate) series: Vec<SeriesLayout>,
-    by_id: HashMap<String, usize>,
+    pub(crate) by_id: HashMap<String, usize>,
     /// Rows folded by [`BucketStore::stage`] and not yet committed.
     pub(crate) staged: PendingDelta,
     /// The delta each [`BucketStore::commit_batches`] folds into, kept empty between
@@ -61,7 +64,7 @@ pub struct BucketStore {
     pub(crate) scratch: PendingDelta,
     /// The records of a bulk commit, kept for the next one.
     pub(crate) bulk: BulkRecords,
-    retention: SharedRetention,
+    pub(crate) retention: SharedRetention,
     pub(crate) options: StoreOptions,
 }
 
@@ -121,7 +124,7 @@ impl BucketStore {
         // A large commit fills a memtable by itself; with room for four, the next commit
         // need not wait for the last one's flush.
         buckets.set_max_write_buffer_number(4);
-        buckets.set_merge_operator_associative("tessera.bucket_records.v1", merge_records);
+        buckets.set_merge_operator_associative(BUCKET_MERGE_OPERATOR, merge_records);
         buckets.set_compaction_filter_factory(RetentionFilterFactory {
             table: retention.clone(),
             clock: options.clock.clone(),
@@ -169,7 +172,7 @@ impl BucketStore {
             .expect("buckets column family")
     }
 
-    fn check_format(&self, existed: bool) -> StoreResult<()> {
+    pub(crate) fn check_format(&self, existed: bool) -> StoreResult<()> {
         let expected = format_bytes();
         match self.db.get_cf(self.meta(), FORMAT_KEY)? {
             Some(found) if found == expected => Ok(()),
@@ -206,7 +209,7 @@ impl BucketStore {
         Ok(it.valid() && it.key().is_some_and(|k| k.starts_with(SERIES_PREFIX)))
     }
 
-    fn stored_series(&self) -> StoreResult<Vec<StoredSeries>> {
+    pub(crate) fn stored_series(&self) -> StoreResult<Vec<StoredSeries>> {
         let mut out = Vec::new();
         let mut it = self.db.raw_iterator_cf(self.meta());
         it.seek(SERIES_PREFIX);

@@ -36,7 +36,8 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
   return [line(header), ...rows.map(line)];
 }
 
-function letterJson(l: DeadLetterRecord): Record<string, unknown> {
+/** One dead letter as JSON: the raw bytes in base64 and as text. */
+export function letterJson(l: DeadLetterRecord): Record<string, unknown> {
   return {
     source: l.source,
     partition: l.partition,
@@ -80,9 +81,8 @@ export const deadletters: Command = {
       throw new UsageError(`--limit must be a whole number >= 1, got '${String(options.limit)}'`);
     }
     const source = typeof options.source === 'string' ? options.source : undefined;
-    // Dead letters need no series: open the store without describing any (nothing is
-    // written to the series of a store opened this way).
-    const engine = BucketEngine.open(path, { series: [] }, { createIfMissing: false });
+    // Read-only: works while a stream or `tessera serve` holds the store.
+    const engine = BucketEngine.openReadOnly(path);
     try {
       const total = engine.deadLetterCount(source);
       const query = source === undefined ? { limit } : { source, limit };

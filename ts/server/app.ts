@@ -1,0 +1,262 @@
+/**
+ * The HTTP API of `tessera serve`, as a fastify app over an open {@link Tessera} and its
+ * stream runners. JSON everywhere, versioned under `/v1`:
+ *
+ * - `POST /v1/query`: the online query (`input`, `output`, `now`, `explain`), answered as
+ *   {@link Tessera.queryAsync} answers it (Dates as ISO strings);
+ * - `GET /v1/features`: features, windows, series, rules and the storage estimate;
+ * - `GET /v1/streams`: each stream's counters, rate, lag and committed positions;
+ * - `GET /v1/deadletters?source=&limit=&offset=`: kept dead letters, a page at a time;
+ * - `GET /metrics`: Prometheus text; `GET /healthz`, `GET /readyz`.
+ *
+ * Every route but the health checks asks for the bearer token when one is set. Every
+ * bad request gets a 4xx with an {@link ErrorBody} naming the problem.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import { letterJson } from '../cli/commands/deadletters.js';
+import type { QueryRequest } from '../engine/query.js';
+import { TesseraError } from '../errors.js';
+import { aggregateListRows } from '../planner/list.js';
+import type { StreamRunner } from '../resolvers/runner.js';
+import type { Tessera } from '../tessera.js';
+import type { ServeLimits } from './limits.js';
+import type { TesseraMetrics } from './metrics.js';
+import { deadLettersSchema, type ErrorBody, noQuerySchema, querySchema } from './schemas.js';
+
+/** What the app serves. */
+export interface ServeContext {
+  readonly tessera: Tessera;
+  readonly streams: readonly StreamRunner[];
+  readonly registry: Registry;
+  readonly metrics: TesseraMetrics;
+  readonly limits: ServeLimits;
+  /** Bearer token every route but the health checks requires; `undefined`: none. */
+  readonly token: string | undefined;
+  /** Why the server is not ready, or `null` once it is. */
+  readonly notReady: () => string | null;
+}
+
+/** Engine error codes that mean the request was wrong (400), not the server. */
+const CLIENT_ERROR_CODES = new Set([
+  'INVALID_QUERY',
+  'INVALID_ARGUMENT',
+  'INVALID_BATCH',
+  'UNKNOWN_SERIES',
+]);
+
+/** Routes that answer without a token (probes). */
+const OPEN_ROUTES = new Set(['/healthz', '/readyz']);
+
+interface QueryBody {
+  readonly input: Record<string, unknown> | readonly Record<string, unknown>[];
+  readonly output: readonly string[];
+  readonly now?: string | number;
+  readonly explain?: boolean;
+}
+
+function errorBody(status: number, code: string, message: string): ErrorBody {
+  return { error: { status, code, message } };
+}
+
+/** Keys of a query input: rows, or the longest column (a scalar is one key). */
+function keyCount(input: QueryBody['input']): number {
+  if (Array.isArray(input)) return input.length;
+  let n = 1;
+  for (const value of Object.values(input)) if (Array.isArray(value)) n = Math.max(n, value.length);
+  return n;
+}
+
+function tokenMatches(header: string | undefined, token: string): boolean {
+  if (header === undefined || !header.startsWith('Bearer ')) return false;
+  const given = Buffer.from(header.slice('Bearer '.length));
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/**
+ * Builds the app (not listening yet).
+ *
+ * @example
+ * const app = buildApp(context);
+ * await app.listen({ host: '127.0.0.1', port: 8080 });
+ */
+export function buildApp(context: ServeContext): FastifyInstance {
+  const { tessera, limits, metrics, registry } = context;
+  const app = Fastify({
+    bodyLimit: limits.maxBodyBytes,
+    // Unknown fields are errors, never dropped silently, and values are never coerced
+    // (a key 7 stays a number, so that a string key refuses it).
+    ajv: {
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: false,
+        allErrors: false,
+        allowUnionTypes: true,
+      },
+    },
+    // The first failing rule, naming the field (and the unknown property, if that is it).
+    schemaErrorFormatter: (errors, dataVar) => {
+      const e = errors[0];
+      if (e === undefined) return new Error(`${dataVar} is not valid`);
+      const extra =
+        e.keyword === 'additionalProperties'
+          ? `: '${String((e.params as { additionalProperty?: unknown }).additionalProperty)}'`
+          : '';
+      return new Error(`${dataVar}${e.instancePath} ${e.message ?? 'is not valid'}${extra}`);
+    },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+
+  // JSON only: fastify's default text/plain parser would turn a text body into a string.
+  app.removeContentTypeParser('text/plain');
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof TesseraError) {
+      const status = CLIENT_ERROR_CODES.has(error.code) ? 400 : error.code === 'CLOSED' ? 503 : 500;
+      return reply.status(status).send(errorBody(status, error.code, error.message));
+    }
+    const status =
+      typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
+    const code = error.code ?? (status >= 500 ? 'INTERNAL' : 'BAD_REQUEST');
+    const message =
+      code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+        ? `unsupported content type '${request.headers['content-type'] ?? ''}': send application/json`
+        : error.message;
+    return reply.status(status).send(errorBody(status, code, message));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .status(404)
+      .send(errorBody(404, 'NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+
+  const token = context.token;
+  if (token !== undefined) {
+    app.addHook('onRequest', async (request, reply) => {
+      if (OPEN_ROUTES.has(request.url.split('?')[0] ?? '')) return;
+      if (!tokenMatches(request.headers.authorization, token)) {
+        reply.header('www-authenticate', 'Bearer');
+        return reply
+          .status(401)
+          .send(
+            errorBody(
+              401,
+              'UNAUTHORIZED',
+              'this server needs a bearer token: send Authorization: Bearer <token>',
+            ),
+          );
+      }
+    });
+  }
+
+  app.get('/healthz', { schema: noQuerySchema }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: noQuerySchema }, async (_request, reply) => {
+    const problem = context.notReady();
+    if (problem === null) return { status: 'ready' };
+    return reply.status(503).send(errorBody(503, 'NOT_READY', problem));
+  });
+
+  app.post<{ Body: QueryBody }>('/v1/query', { schema: querySchema }, async (request) => {
+    const body = request.body;
+    const keys = keyCount(body.input);
+    if (keys > limits.maxKeys) {
+      throw new LimitError(
+        'TOO_MANY_KEYS',
+        `input has ${keys} keys; at most ${limits.maxKeys} per query`,
+      );
+    }
+    if (body.output.length > limits.maxOutputs) {
+      throw new LimitError(
+        'TOO_MANY_OUTPUTS',
+        `output has ${body.output.length} feature windows; at most ${limits.maxOutputs} per query`,
+      );
+    }
+    const started = process.hrtime.bigint();
+    try {
+      const result = await tessera.queryAsync(body as unknown as QueryRequest<readonly string[]>);
+      metrics.observeQuery(Number(process.hrtime.bigint() - started) / 1e9);
+      return result;
+    } catch (error) {
+      metrics.observeQuery(Number(process.hrtime.bigint() - started) / 1e9, 'error');
+      throw error;
+    }
+  });
+
+  app.get('/v1/features', { schema: noQuerySchema }, async () => {
+    const plan = tessera.plan;
+    return {
+      features: plan.features,
+      series: plan.series.map((s, i) => ({
+        ...tessera.series[i],
+        number: s.number,
+        retentionMs: s.retentionMs,
+        bytesPerKey: s.bytesPerKey,
+        rules: s.rules,
+      })),
+      aggregateList: aggregateListRows(plan),
+      storage: {
+        bytesPerKey: plan.bytesPerKey,
+        perSeries: plan.series.map((s) => ({ series: s.id, bytesPerKey: s.bytesPerKey })),
+        store: tessera.stats(),
+      },
+    };
+  });
+
+  app.get('/v1/streams', { schema: noQuerySchema }, async () => ({
+    streams: context.streams.map((runner) => ({
+      ...runner.metrics(),
+      positions: tessera.positions(runner.name),
+    })),
+  }));
+
+  app.get<{ Querystring: { source?: string; limit?: string; offset?: string } }>(
+    '/v1/deadletters',
+    { schema: deadLettersSchema },
+    async (request) => {
+      const { source } = request.query;
+      const offset = Number(request.query.offset ?? 0);
+      const limit = Number(request.query.limit ?? 100);
+      if (limit > limits.maxDeadLetters) {
+        throw new LimitError(
+          'LIMIT_TOO_LARGE',
+          `limit ${limit} is above the most dead letters per page, ${limits.maxDeadLetters}`,
+        );
+      }
+      const engine = tessera.engine;
+      const total = engine.deadLetterCount(source);
+      // Pages by position in key order (source, partition, offset): letters are only
+      // ever added, by commits, so a page stays where it was.
+      const upTo =
+        source === undefined ? { limit: offset + limit } : { source, limit: offset + limit };
+      const letters = offset < total ? engine.deadLetters(upTo).slice(offset) : [];
+      return {
+        total,
+        offset,
+        limit,
+        next: offset + letters.length < total ? offset + letters.length : null,
+        deadLetters: letters.map(letterJson),
+      };
+    },
+  );
+
+  app.get('/metrics', { schema: noQuerySchema }, async (_request, reply) => {
+    const text = await registry.metrics();
+    return reply.header('content-type', registry.contentType).send(text);
+  });
+
+  return app;
+}
+
+/** A request over one of the server's limits: 400, with the limit's code. */
+class LimitError extends Error {
+  readonly statusCode = 400;
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'LimitError';
+  }
+}
