@@ -4,8 +4,9 @@
 
 use tessera_core::AggValue;
 use tessera_store::{
-    AggregationSpec, BucketStore, CommitMode, DeadLetter, KeyColumn, RuleSpec, SeriesBatch,
-    SeriesSpec, SourcePosition, StoreErrorKind, StoreOptions, ValueColumn, ValueKind, WindowRead,
+    AggregationSpec, BucketStore, CommitMode, CommitRecords, DeadLetter, KeyColumn, RuleSpec,
+    SeriesBatch, SeriesSpec, SourcePosition, StoreErrorKind, StoreOptions, ValueColumn, ValueKind,
+    WindowRead,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -37,7 +38,7 @@ fn pinned() -> StoreOptions {
 
 fn commit(store: &mut BucketStore, key: f64, value: f64, offset: i64, letters: &[DeadLetter]) {
     store
-        .ingest(&[SeriesBatch {
+        .stage(&[SeriesBatch {
             series_id: "s",
             keys: vec![KeyColumn::Ints(&[key])],
             timestamps_ms: &[(NOW - 1) as f64],
@@ -47,13 +48,16 @@ fn commit(store: &mut BucketStore, key: f64, value: f64, offset: i64, letters: &
         }])
         .unwrap();
     store
-        .commit_with_dead_letters(
-            &[SourcePosition {
-                source: "t".into(),
-                partition: 0,
-                offset,
-            }],
-            letters,
+        .commit_staged(
+            CommitRecords {
+                positions: &[SourcePosition {
+                    source: "t".into(),
+                    partition: 0,
+                    offset,
+                }],
+                dead_letters: letters,
+                ..Default::default()
+            },
             CommitMode::Merge,
         )
         .unwrap();
@@ -99,7 +103,7 @@ fn a_read_only_open_sees_the_commits_of_the_handle_that_holds_the_store() {
     let locked = BucketStore::open(dir.path(), vec![sum_series("s")], pinned());
     assert!(locked.is_err(), "the store is locked by the writer");
 
-    let reader = BucketStore::open_read_only(dir.path(), pinned()).unwrap();
+    let (reader, _) = BucketStore::open_read_only(dir.path(), pinned()).unwrap();
     assert_eq!(sum_of(&reader, 7.0), AggValue::Number(6.5));
     assert_eq!(reader.positions("t").unwrap()[0].offset, 20);
     assert_eq!(reader.dead_letter_count(Some("t")).unwrap(), 2);
@@ -113,7 +117,7 @@ fn a_read_only_open_sees_the_commits_of_the_handle_that_holds_the_store() {
     // Later commits are not seen by a reader opened before them; a new reader sees them.
     commit(&mut writer, 7.0, 1.0, 30, &[]);
     assert_eq!(sum_of(&reader, 7.0), AggValue::Number(6.5));
-    let fresh = BucketStore::open_read_only(dir.path(), pinned()).unwrap();
+    let (fresh, _) = BucketStore::open_read_only(dir.path(), pinned()).unwrap();
     assert_eq!(sum_of(&fresh, 7.0), AggValue::Number(7.5));
     assert_eq!(fresh.positions("t").unwrap()[0].offset, 30);
 }
@@ -126,9 +130,9 @@ fn a_read_only_store_writes_nothing() {
             BucketStore::open(dir.path(), vec![sum_series("s")], pinned()).unwrap();
         commit(&mut writer, 1.0, 1.0, 1, &[]);
     }
-    let mut reader = BucketStore::open_read_only(dir.path(), pinned()).unwrap();
+    let (mut reader, _) = BucketStore::open_read_only(dir.path(), pinned()).unwrap();
     fold_one(&mut reader);
-    let refused = reader.commit(&[], CommitMode::Merge);
+    let refused = reader.commit_staged(CommitRecords::default(), CommitMode::Merge);
     assert!(refused.is_err(), "a commit on a read-only store fails");
     drop(reader);
     let (writer, _) = BucketStore::open(dir.path(), vec![sum_series("s")], pinned()).unwrap();
@@ -137,7 +141,7 @@ fn a_read_only_store_writes_nothing() {
 
 fn fold_one(store: &mut BucketStore) {
     store
-        .ingest(&[SeriesBatch {
+        .stage(&[SeriesBatch {
             series_id: "s",
             keys: vec![KeyColumn::Ints(&[1.0])],
             timestamps_ms: &[(NOW - 1) as f64],
