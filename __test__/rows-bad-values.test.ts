@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { InvalidRowsError } from '../ts/api/errors.js';
 import {
   boolean,
   datetime,
@@ -22,7 +23,6 @@ import {
   vector,
   windowed,
 } from '../ts/dsl/index.js';
-import { InvalidRowsError } from '../ts/engine/errors.js';
 import { BoundResolver } from '../ts/resolvers/decode.js';
 import { makeStreamResolver, StreamRunner } from '../ts/resolvers/index.js';
 import { GROUP_KEY_FORMAT, MAX_STRING_KEY_BYTES } from '../ts/rows/keys.js';

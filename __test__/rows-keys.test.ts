@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { InvalidRowsError } from '../ts/api/errors.js';
 import { datetime, features, float, hasMany, int, string, windowed } from '../ts/dsl/index.js';
-import type { InvalidRowsError } from '../ts/engine/errors.js';
 import { GROUP_KEY_FORMAT, MAX_STRING_KEY_BYTES } from '../ts/rows/keys.js';
 import { Tessera } from '../ts/tessera.js';
 

@@ -29,9 +29,8 @@
  * tessera.query({ input: { 'user.id': [7] }, output: [User.total['7d']] }).rows[0]?.values;
  * // [12.5]
  */
-export { BucketEngine } from './bucket-engine.js';
-export * from './dsl/index.js';
-export { InvalidOptionError, InvalidQueryError, InvalidRowsError } from './engine/errors.js';
+
+export { InvalidOptionError, InvalidQueryError, InvalidRowsError } from './api/errors.js';
 export type {
   ClassColumns,
   IngestColumns,
@@ -39,8 +38,8 @@ export type {
   IngestRows,
   IngestValue,
   SeriesFed,
-} from './engine/ingest.js';
-export { renderOpenReport, type TesseraOpenReport } from './engine/open-report.js';
+} from './api/ingest.js';
+export { renderOpenReport, type TesseraOpenReport } from './api/open-report.js';
 export type {
   FeatureValue,
   GroupedItem,
@@ -56,7 +55,9 @@ export type {
   ScalarValue,
   ValueExplanation,
   WeightedItem,
-} from './engine/query.js';
+} from './api/query.js';
+export { BucketEngine } from './bucket-engine.js';
+export * from './dsl/index.js';
 export {
   ClosedError,
   CorruptStateError,
@@ -81,6 +82,9 @@ export type {
   ListValue,
   OpenOptions,
   OpenReportOutput,
+  PartitionOffset,
+  ReportedSeriesSummary,
+  ResolverStateRecord,
   RuleValue,
   SeriesBatchInput,
   SourcePositionInput,

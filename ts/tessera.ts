@@ -6,24 +6,14 @@
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { InvalidOptionError, InvalidRowsError } from './api/errors.js';
+import { ClassIngest, type IngestRows, type PreparedBatch, type SeriesFed } from './api/ingest.js';
+import { openReport, type TesseraOpenReport } from './api/open-report.js';
+import { type OutputRef, QueryPlanner, type QueryRequest, type QueryResult } from './api/query.js';
+import { toTimeMs } from './api/values.js';
 import { BucketEngine } from './bucket-engine.js';
 import { DefinitionError, type Diagnostic } from './dsl/errors.js';
 import { type AnyFeatureClass, definitionOf, isFeatureClass } from './dsl/feature-class.js';
-import { InvalidOptionError, InvalidRowsError } from './engine/errors.js';
-import {
-  ClassIngest,
-  type IngestRows,
-  type PreparedBatch,
-  type SeriesFed,
-} from './engine/ingest.js';
-import { openReport, type TesseraOpenReport } from './engine/open-report.js';
-import {
-  type OutputRef,
-  QueryPlanner,
-  type QueryRequest,
-  type QueryResult,
-} from './engine/query.js';
-import { toTimeMs } from './engine/values.js';
 import type {
   CommitOptions,
   CommitReportOutput,

@@ -8,13 +8,14 @@
 import type { ScalarKind } from '../dsl/nodes.js';
 import { AGGREGATION_CATALOG } from './aggregation-catalog.generated.js';
 
-type Entry = (typeof AGGREGATION_CATALOG.aggregations)[number];
+/** One entry of the generated catalog, as TypeScript types it. */
+type CatalogEntry = (typeof AGGREGATION_CATALOG.aggregations)[number];
 
 /** The name of an aggregation: `sum`, `var_sample`, `approx_top_k`, ... */
-export type AggregationKind = Entry['name'];
+export type AggregationKind = CatalogEntry['name'];
 
 /** One argument of an aggregation, as the catalog describes it. */
-export type AggregationArgument = Entry['arguments'][number];
+export type AggregationArgument = CatalogEntry['arguments'][number];
 
 /** One catalog entry. */
 export interface AggregationEntry {
@@ -22,8 +23,8 @@ export interface AggregationEntry {
   readonly doc: string;
   readonly accepts: readonly ScalarKind[];
   readonly arguments: readonly AggregationArgument[];
-  readonly result: Entry['result'];
-  readonly empty: Entry['empty'];
+  readonly result: CatalogEntry['result'];
+  readonly empty: CatalogEntry['empty'];
   readonly approximate: boolean;
   readonly stateBytes: StateBytes;
   readonly vectorStateBytes?: StateBytes;

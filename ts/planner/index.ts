@@ -9,6 +9,16 @@
  * console.log(renderAggregateList(plan));
  * native.open(toStoreDescription(plan));
  */
+
+export {
+  AGGREGATIONS,
+  type AggregationArgument,
+  type AggregationEntry,
+  type AggregationKind,
+  aggregationEntry,
+  isCountLike,
+  type StateBytes,
+} from './aggregations.js';
 export { type CompileResult, compile, type PlanInput, plan, validate } from './compile.js';
 export {
   type AggregateListRow,

@@ -6,6 +6,7 @@
  * query time (which rule serves a window, the default, the result type).
  */
 import type { CompareOp, ScalarKind, ScalarType } from '../dsl/nodes.js';
+import type { SeriesSummaryDescription } from '../native.js';
 import type { AggregationKind } from './aggregations.js';
 
 // ---------------------------------------------------------------------------------------
@@ -32,15 +33,7 @@ export interface SeriesDescription {
 }
 
 /** A readable description of a series (see `planner/series-summary.ts`). */
-export interface SeriesSummaryDescription {
-  namespace: string;
-  groupKey: string[];
-  /** The aggregated column (`amount`, `amount@2`); absent for a count of rows. */
-  column?: string;
-  filters: string[];
-  aggregations: string[];
-  description: string;
-}
+export type { SeriesSummaryDescription } from '../native.js';
 
 /** One (aggregation, bucket size) of a series. */
 export interface RuleDescription {

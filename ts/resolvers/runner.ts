@@ -9,7 +9,7 @@
  * exactly once. Source offsets are committed back to the source (Kafka) after the write,
  * for lag monitoring only. Decoding the next batch overlaps the write of the previous one.
  */
-import { ClassIngest } from '../engine/ingest.js';
+import { ClassIngest } from '../api/ingest.js';
 import type {
   CommitOptions,
   DeadLetterRecord,

@@ -15,8 +15,8 @@
  * they are not written to the bucket store, which holds mergeable states only.
  */
 import type { z } from 'zod';
+import { timeOf } from '../api/values.js';
 import { parseWindows } from '../dsl/window-ref.js';
-import { timeOf } from '../engine/values.js';
 import { importOptionalPeer } from '../optional-peer.js';
 import type { Source, SourceMessage } from '../sources/source.js';
 import { fieldReader, StreamResolverError } from './stream-resolver.js';

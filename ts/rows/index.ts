@@ -2,7 +2,7 @@
  * The conversion path every way rows enter shares: `Tessera.ingest` (row objects and
  * columns), stream resolvers (the general path, and the native decoder, which leaves
  * whatever it is unsure of to the general path), and batch resolvers, which hand their
- * rows or columns to `ClassIngest.prepare` (`ts/engine/ingest.ts`) as `ingest` does.
+ * rows or columns to `ClassIngest.prepare` (`ts/api/ingest.ts`) as `ingest` does.
  *
  * A bad value gets one problem text wherever it enters, worded after the column's name
  * (`amount is 1.5, not a whole number within 2^53 (int)`): `ingest` throws it as

@@ -15,8 +15,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import type { QueryRequest } from '../api/query.js';
 import { letterJson } from '../cli/commands/deadletters.js';
-import type { QueryRequest } from '../engine/query.js';
 import { TesseraError } from '../errors.js';
 import { aggregateListRows } from '../planner/list.js';
 import type { StreamRunner } from '../resolvers/runner.js';

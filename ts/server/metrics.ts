@@ -8,7 +8,7 @@
  * server for HTTP queries, {@link TesseraMetrics.query} for embedded ones.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { OutputRef, QueryRequest, QueryResult } from '../engine/query.js';
+import type { OutputRef, QueryRequest, QueryResult } from '../api/query.js';
 import type { StreamMetrics, StreamRunner } from '../resolvers/runner.js';
 import type { Tessera } from '../tessera.js';
 

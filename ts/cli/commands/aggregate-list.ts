@@ -1,9 +1,9 @@
 /** `tessera aggregate list --features <module>`: the series table and storage estimate. */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { renderOpenReport, storedSeriesReport } from '../../api/open-report.js';
 import { BucketEngine } from '../../bucket-engine.js';
 import { formatDiagnostic } from '../../dsl/errors.js';
-import { renderOpenReport, storedSeriesReport } from '../../engine/open-report.js';
 import { compile } from '../../planner/compile.js';
 import { renderAggregateList, renderStorageEstimate } from '../../planner/list.js';
 import { formatBytes } from '../../planner/storage.js';

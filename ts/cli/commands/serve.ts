@@ -8,7 +8,7 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { toTimeMs } from '../../engine/values.js';
+import { toTimeMs } from '../../api/values.js';
 import { isStreamResolver, type StreamResolver } from '../../resolvers/stream-resolver.js';
 import { bindProblem, DEFAULT_LIMITS, type ServeLimits, TOKEN_ENV } from '../../server/limits.js';
 import { TesseraServer } from '../../server/server.js';
