@@ -196,7 +196,7 @@ describe('every argument at its documented maximum', () => {
     tessera.close();
 
     // One past the maximum is a definition error naming the feature and the argument.
-    const Over = features('over', { id: int(), events: hasMany(() => Event) }, (o) => ({
+    const Over = features('person', { id: int(), events: hasMany(() => Event) }, (o) => ({
       n: windowed('1d', {
         materialization: { bucketDuration: '1h' },
         expression: o.events
@@ -205,8 +205,8 @@ describe('every argument at its documented maximum', () => {
       }),
     }));
     const over = compile([Over, Event]).diagnostics.map((d) => d.message);
-    expect(over).toContain(
-      `over.n: min_by_n n must be a whole number in [1, ${max('min_by_n', 'n')}], got ${max('min_by_n', 'n') + 1}`,
+    expect(over, JSON.stringify(over)).toContain(
+      `person.n: min_by_n n must be a whole number in [1, ${max('min_by_n', 'n')}], got ${max('min_by_n', 'n') + 1}`,
     );
   });
 });

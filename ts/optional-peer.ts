@@ -1,10 +1,12 @@
 /**
  * Optional peer dependencies: packages a feature needs that a plain install of Tessera
  * does not bring (`@duckdb/node-api` for SQL windowed resolvers, `@platformatic/kafka`
- * for Kafka sources and the demo's `--kafka`). They are imported on first use, so
+ * for Kafka sources and the demo's `--kafka`, `fastify` and `prom-client` for
+ * `tessera serve` and the metrics adapter). They are imported on first use, so
  * importing Tessera never loads them, and a missing one is reported with the feature
  * that needs it and the command that installs it.
  */
+import { createRequire } from 'node:module';
 import { TesseraError } from './errors.js';
 
 /** An optional peer dependency that a feature needs is not installed. */
@@ -47,6 +49,24 @@ export async function importOptionalPeer<T>(
 ): Promise<T> {
   try {
     return await load();
+  } catch (error) {
+    if (isMissing(error, dependency)) throw new MissingDependencyError(dependency, feature, error);
+    throw error;
+  }
+}
+
+const requireFromHere = createRequire(import.meta.url);
+
+/**
+ * Loads a CommonJS optional peer dependency synchronously for `feature` (for APIs that
+ * are not async, such as the metrics adapter). Type it with `typeof import('<dependency>')`.
+ *
+ * @example
+ * const prom = requireOptionalPeer<typeof import('prom-client')>('prom-client', 'Tessera metrics');
+ */
+export function requireOptionalPeer<T>(dependency: string, feature: string): T {
+  try {
+    return requireFromHere(dependency) as T;
   } catch (error) {
     if (isMissing(error, dependency)) throw new MissingDependencyError(dependency, feature, error);
     throw error;

@@ -13,11 +13,12 @@
  * bad request gets a 4xx with an {@link ErrorBody} naming the problem.
  */
 import { timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { QueryRequest } from '../api/query.js';
 import { letterJson } from '../cli/commands/deadletters.js';
 import { TesseraError } from '../errors.js';
+import { requireOptionalPeer } from '../optional-peer.js';
 import { aggregateListRows } from '../planner/list.js';
 import type { StreamRunner } from '../resolvers/runner.js';
 import type { Tessera } from '../tessera.js';
@@ -84,6 +85,7 @@ function tokenMatches(header: string | undefined, token: string): boolean {
  */
 export function buildApp(context: ServeContext): FastifyInstance {
   const { tessera, limits, metrics, registry } = context;
+  const Fastify = requireOptionalPeer<typeof import('fastify')>('fastify', 'tessera serve');
   const app = Fastify({
     bodyLimit: limits.maxBodyBytes,
     // Unknown fields are errors, never dropped silently, and values are never coerced

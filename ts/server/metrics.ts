@@ -7,8 +7,9 @@
  * from {@link Tessera.stats}. Query latency is observed by whoever runs the query: the
  * server for HTTP queries, {@link TesseraMetrics.query} for embedded ones.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
 import type { OutputRef, QueryRequest, QueryResult } from '../api/query.js';
+import { requireOptionalPeer } from '../optional-peer.js';
 import type { StreamMetrics, StreamRunner } from '../resolvers/runner.js';
 import type { Tessera } from '../tessera.js';
 
@@ -105,6 +106,10 @@ export function registerTesseraMetrics(
   sources: TesseraMetricsSources,
   options: TesseraMetricsOptions = {},
 ): TesseraMetrics {
+  const { Counter, Gauge, Histogram } = requireOptionalPeer<typeof import('prom-client')>(
+    'prom-client',
+    'registerTesseraMetrics',
+  );
   const prefix = options.prefix ?? 'tessera_';
   const runners: StreamRunner[] = [...(sources.streams ?? [])];
   const tessera = sources.tessera;

@@ -8,7 +8,8 @@
  * answers online queries.
  */
 import type { FastifyInstance } from 'fastify';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { requireOptionalPeer } from '../optional-peer.js';
 import type { PlanInput } from '../planner/compile.js';
 import { StreamRunner, type StreamRunnerOptions } from '../resolvers/runner.js';
 import type { StreamResolver } from '../resolvers/stream-resolver.js';
@@ -116,8 +117,12 @@ export class TesseraServer {
           ...(clockMs === undefined ? {} : { clock: () => clockMs }),
         });
       });
-      const registry = new Registry();
-      collectDefaultMetrics({ register: registry });
+      const prom = requireOptionalPeer<typeof import('prom-client')>(
+        'prom-client',
+        'tessera serve',
+      );
+      const registry = new prom.Registry();
+      prom.collectDefaultMetrics({ register: registry });
       const metrics = registerTesseraMetrics(registry, { tessera, streams: runners });
       let server: TesseraServer | undefined;
       app = buildApp({
