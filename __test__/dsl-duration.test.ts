@@ -1,5 +1,5 @@
 /**
- * Durations (semantics §1). The Rust core implements the same rules; the tables below
+ * Durations (docs/semantics.md section 1). The Rust core implements the same rules; the tables below
  * are the examples both sides pin.
  */
 import { describe, expect, it } from 'vitest';

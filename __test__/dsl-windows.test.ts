@@ -1,5 +1,5 @@
 /**
- * Window references (semantics §2): the five forms resolve to one canonical name, the
+ * Window references (docs/semantics.md section 2): the five forms resolve to one canonical name, the
  * runtime fallback for spellings the types cannot see, and errors naming the feature,
  * the window asked and the windows declared.
  */

@@ -1,5 +1,5 @@
 /**
- * The planner's rules (semantics §5): series sharing, bucket rules and retention,
+ * The planner's rules (docs/semantics.md section 5): series sharing, bucket rules and retention,
  * stable ids, the store description the engine receives, the storage estimate.
  */
 import { createHash } from 'node:crypto';

@@ -7,7 +7,7 @@
  *
  * DuckDB is the oracle: the SQL below is written by hand from the feature definitions
  * (window, bucket size and origin are spelled out per output, not taken from the
- * plan), under the bucket-overlap rule of semantics §5: a window W at `now` reads every
+ * plan), under the bucket-overlap rule of docs/semantics.md section 5: a window W at `now` reads every
  * bucket (size B, origin O) overlapping (now - W, now], i.e. rows with
  *   floor((now - W + 1 - O) / B) * B + O  <=  t  <  floor((now - O) / B) * B + O + B.
  * The engine clock is pinned at each query's `now`, so retention hides nothing a window

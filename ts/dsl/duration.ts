@@ -1,5 +1,5 @@
 /**
- * Durations, as pinned down by semantics §1. The Rust core implements the same rules;
+ * Durations, as pinned down by docs/semantics.md section 1. The Rust core implements the same rules;
  * `__test__/dsl-duration.test.ts` pins the examples both sides must agree on.
  *
  * - Units `w d h m s ms`, combined in any order (`1h30m`, `1d12h`), each unit at most

@@ -1,5 +1,5 @@
 /**
- * Bucket rules of semantics §5: which bucket size serves each window, the bucket
+ * Bucket rules of docs/semantics.md section 5: which bucket size serves each window, the bucket
  * origin, and the backfill / continuous-buffer options.
  */
 import { formatDuration, tryParseDuration } from '../dsl/duration.js';

@@ -1,6 +1,6 @@
 /**
  * Stream resolvers: how messages of a source become rows of a feature class, and so
- * updates of every materialized aggregation those rows feed (semantics section 6).
+ * updates of every materialized aggregation those rows feed (docs/semantics.md section 6).
  *
  * Two forms, as in the reference:
  * - declarative: `outputFeatures` maps the class's columns (a versioned one as

@@ -1,7 +1,7 @@
 //! Differential test of the store: random events in random batches; after every commit,
 //! every window of every key, for every exact aggregation, at two bucket sizes (one with
 //! a non-epoch origin), equals a naive recompute from the raw rows under the
-//! bucket-overlap rule of semantics section 5.
+//! bucket-overlap rule of docs/semantics.md section 5.
 
 use tessera_core::{AggValue, Item};
 use tessera_store::{
