@@ -93,7 +93,7 @@ describe('stream resolvers on a real Kafka broker', () => {
       lateArrivalDeadline: LATE_DEADLINE,
       dedupe: DEDUPE,
     } as const;
-    // v1: `amount`; v2: `amount @ 2` only (the reference's per-version isolation).
+    // v1: `amount`; v2: `amount @ 2` only (per-version isolation, docs/semantics.md section 5.3).
     const payments = makeStreamResolver({
       ...common,
       name: 'payments',

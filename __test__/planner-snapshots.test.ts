@@ -1,7 +1,7 @@
 /**
- * Plan snapshots for every example of materialized-aggregations.md and
- * streaming-with-materialized-aggregations.md (plus the windowed features of
- * streaming-window-aggregations.md), rewritten in the TypeScript DSL under fixtures/.
+ * Plan snapshots for the example feature modules under fixtures/ (materialized
+ * aggregations, joins, bucket durations, backfill settings, streams, versions and
+ * windowed resolvers).
  * Each snapshot holds the diagnostics, the plan, the store description and the
  * `aggregate list` output; the assertions next to them pin what each example is about.
  */
@@ -21,7 +21,7 @@ import * as compositeJoin from './fixtures/composite-join.js';
 import * as cronBackfill from './fixtures/cron-backfill.js';
 import * as groupByWindowed from './fixtures/group-by-windowed.js';
 import * as implicitJoin from './fixtures/implicit-join.js';
-import * as materialized from './fixtures/materialized-aggregations.js';
+import * as materialized from './fixtures/user-transactions.js';
 import * as streaming from './fixtures/streaming.js';
 import * as versioned from './fixtures/versioned.js';
 import * as windowResolvers from './fixtures/window-resolvers.js';
@@ -30,7 +30,7 @@ const DAY = 86_400_000;
 const HOUR = 3_600_000;
 
 const fixtures = {
-  'materialized-aggregations': materialized,
+  'user-transactions': materialized,
   'implicit-join': implicitJoin,
   'composite-join': compositeJoin,
   'bucket-durations': bucketDurations,
@@ -95,7 +95,7 @@ describe.each(Object.entries(fixtures))('%s', (_name, mod) => {
 });
 
 describe('what each example pins', () => {
-  it('materialized-aggregations: sum, approx_top_k(10), vector mean with a 384-long default', () => {
+  it('user-transactions: sum, approx_top_k(10), vector mean with a 384-long default', () => {
     const p = planOf(materialized);
     expect(p.series.map((s) => [s.column?.name, s.rules.map((r) => r.aggregation)])).toEqual([
       ['amount', [{ kind: 'sum' }]],

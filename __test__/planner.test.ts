@@ -289,8 +289,8 @@ describe('store description', () => {
 });
 
 describe('storage estimate', () => {
-  it('evaluates the catalog formulas: the reference figures, bounds for the rest', () => {
-    // Fixed-size states: the reference's 9 bytes.
+  it('evaluates the catalog formulas: exact figures, bounds for the rest', () => {
+    // Fixed-size states: 9 bytes (a tag and one f64).
     expect(bytesPerBucket({ kind: 'sum' }, 'number', null)).toBe(9);
     expect(bytesPerBucket({ kind: 'min' }, 'number', null)).toBe(9);
     // Varint counts: bounds (a count below 128 takes 2 bytes, the bound 11).

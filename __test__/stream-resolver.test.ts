@@ -1,6 +1,6 @@
 /**
- * Stream resolvers through the in-process sources: the reference's examples (relevance
- * and per-version isolation), bad messages kept as dead letters, late events, dedupe,
+ * Stream resolvers through the in-process sources: relevance and
+ * per-version isolation, bad messages kept as dead letters, late events, dedupe,
  * the function form, JSON-lines replay, and resuming from stored positions.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,7 +55,7 @@ function totals(tessera: Tessera, users: string[]): { v1: unknown[]; v2: unknown
   return { v1: rows.map((r) => r.values[0]), v2: rows.map((r) => r.values[1]) };
 }
 
-describe('per-version isolation (streaming-with-materialized-aggregations.md)', () => {
+describe('per-version isolation', () => {
   it('a resolver writing amount @ 2 updates only total_spend v2', async () => {
     const tessera = openAt(tempDir(), [versioned.User, versioned.Transaction]);
     // Some history in v1 first, written by a batch ingest of amount (v1).

@@ -1,5 +1,5 @@
 /**
- * Windowed stream resolvers (streaming-window-aggregations.md): tumbling windows computed
+ * Windowed stream resolvers (docs/semantics.md section 6): tumbling windows computed
  * once per period from a list or a DataFrame of messages, continuous windows computed
  * exactly at query time per key, and SQL strings run by DuckDB.
  */

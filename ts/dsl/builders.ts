@@ -311,8 +311,8 @@ export interface GroupedWindowedOptions<
 export type GroupedValue<G, V> = { readonly group: G; readonly value: V }[];
 
 /**
- * A windowed aggregation grouped by one more column (the reference's
- * `group_by_windowed`). Its series are keyed by the join keys plus the group-by
+ * A windowed aggregation grouped by one more column (`group_by_windowed`
+ * in a Python feature class). Its series are keyed by the join keys plus the group-by
  * column(s), so `user.txn_sum_by_merchant` and `merchant.txn_sum_by_user` share one
  * series keyed by `(user_id, merchant_id)`.
  *
@@ -411,7 +411,7 @@ export interface VersionedWindowedBuilder<
 }
 
 /**
- * Versions of a feature: scalar versions (the reference's
+ * Versions of a feature: scalar versions (in a Python feature class
  * `amount = feature(versions={1: ..., 2: ...}, default_version=1)`) or windowed versions
  * whose expressions may aggregate different versions of a column. Each version of a
  * windowed feature gets its own series.

@@ -29,7 +29,7 @@ export const chalkNow: TimeBound = node({ kind: 'time', bound: 'now' });
 export const chalkWindow: TimeBound = node({ kind: 'time', bound: 'window_start' });
 
 /**
- * The special times, as the reference's `_` spells them, plus the aliases `now` and
+ * The special times, as a Python feature class's `_` spells them, plus the aliases `now` and
  * `windowStart`. Row scopes inside expressions offer `chalk_now` / `chalk_window` too.
  *
  * @example
@@ -90,7 +90,7 @@ export interface Column<V> {
 
 /**
  * A versioned scalar column. The plain column is the default version; `.version(n)`
- * picks another (the reference's `Transaction.amount @ 2`).
+ * picks another (`Transaction.amount @ 2` in a Python feature class).
  */
 export interface VersionedColumn<VM extends Readonly<Record<number, unknown>>, D extends keyof VM>
   extends Column<VM[D]> {

@@ -1,6 +1,6 @@
 /**
- * `features()`: declares a feature class, the TypeScript counterpart of the reference's
- * `@features class User: ...`.
+ * `features()`: declares a feature class, the TypeScript counterpart of a
+ * Python feature store's `@features class User: ...`.
  */
 import type {
   GroupedValue,

@@ -50,7 +50,7 @@ export interface ListNode {
 /** An operand of a comparison. */
 export type OperandNode = ColumnNode | TimeNode | LiteralNode | ListNode;
 
-/** The comparison operators, in the reference's spelling. */
+/** The comparison operators, as a Python feature class spells them. */
 export type CompareOp = '==' | '!=' | '>' | '<' | '>=' | '<=' | 'in';
 
 /** `left op right`. */

@@ -154,9 +154,9 @@ export interface OrderedAggregations<V, G> {
 
 /** Aggregations that keep values as items (any scalar column). */
 export interface ItemAggregations<T, V, G> {
-  /** The `n` values with the smallest `by` (the reference's `min_by_n`). */
+  /** The `n` values with the smallest `by` (`min_by_n`). */
   minByN(by: Selector<T, number> | Selector<T, Date>, n: number): Aggregate<V[], G>;
-  /** The `n` values with the largest `by` (the reference's `max_by_n`). */
+  /** The `n` values with the largest `by` (`max_by_n`). */
   maxByN(by: Selector<T, number> | Selector<T, Date>, n: number): Aggregate<V[], G>;
   /** Approximate number of distinct values (CPC sketch, `lgK` default 11). */
   approxCountDistinct(options?: { readonly lgK?: number }): Aggregate<number, G>;

@@ -1,5 +1,5 @@
 /**
- * The `aggregate list` table (one row per series rule, as in the reference) and the
+ * The `aggregate list` table (one row per series rule) and the
  * storage estimate, rendered from a plan.
  */
 import { formatDuration } from '../dsl/duration.js';

@@ -2,7 +2,7 @@
  * Stream resolvers: how messages of a source become rows of a feature class, and so
  * updates of every materialized aggregation those rows feed (docs/semantics.md section 6).
  *
- * Two forms, as in the reference:
+ * Two forms:
  * - declarative: `outputFeatures` maps the class's columns (a versioned one as
  *   `amount@2`) to fields of the validated message;
  * - a function from the validated message to one or more rows.

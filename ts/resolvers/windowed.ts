@@ -1,6 +1,5 @@
 /**
- * Windowed stream resolvers (the older style of the reference, streaming-window-
- * aggregations.md): the resolver receives the messages of a window, as a list or a
+ * Windowed stream resolvers: the resolver receives the messages of a window, as a list or a
  * {@link DataFrame}, and returns the feature's value, or a SQL string over the messages
  * that DuckDB runs.
  *
