@@ -21,8 +21,8 @@ import * as compositeJoin from './fixtures/composite-join.js';
 import * as cronBackfill from './fixtures/cron-backfill.js';
 import * as groupByWindowed from './fixtures/group-by-windowed.js';
 import * as implicitJoin from './fixtures/implicit-join.js';
-import * as materialized from './fixtures/user-transactions.js';
 import * as streaming from './fixtures/streaming.js';
+import * as userTransactions from './fixtures/user-transactions.js';
 import * as versioned from './fixtures/versioned.js';
 import * as windowResolvers from './fixtures/window-resolvers.js';
 
@@ -30,7 +30,7 @@ const DAY = 86_400_000;
 const HOUR = 3_600_000;
 
 const fixtures = {
-  'user-transactions': materialized,
+  'user-transactions': userTransactions,
   'implicit-join': implicitJoin,
   'composite-join': compositeJoin,
   'bucket-durations': bucketDurations,
@@ -96,7 +96,7 @@ describe.each(Object.entries(fixtures))('%s', (_name, mod) => {
 
 describe('what each example pins', () => {
   it('user-transactions: sum, approx_top_k(10), vector mean with a 384-long default', () => {
-    const p = planOf(materialized);
+    const p = planOf(userTransactions);
     expect(p.series.map((s) => [s.column?.name, s.rules.map((r) => r.aggregation)])).toEqual([
       ['amount', [{ kind: 'sum' }]],
       ['category', [{ kind: 'approx_top_k', k: 10, weighted: false }]],
