@@ -1,5 +1,5 @@
 /**
- * End-to-end differential test (must-show 3): random transactions go through the DSL
+ * End-to-end differential test: random transactions go through the DSL
  * and `Tessera.ingest` in random batches (row objects and columns, Dates, zoned ISO
  * strings and epoch ms, late events, null amounts, keys and categories); after EVERY
  * batch, every feature window of every user is read with one `Tessera.query` and

@@ -1,5 +1,5 @@
 /**
- * Sketch scenarios (issue 4, must-show 2 and 3), each with its peers in the same run on
+ * Sketch scenarios, each with its peers in the same run on
  * the same values:
  *
  * - `sketch.updates.<cpc|top_k|percentile>`: sketch updates per second through the
@@ -279,7 +279,7 @@ async function backfill(context: BenchContext, kind: Kind, stream: Stream) {
 }
 
 /**
- * The backfill of the brief's example shape (2M rows, 10K keys, hourly buckets over 30
+ * A backfill of a typical feature shape (2M rows, 10K keys, hourly buckets over 30
  * days: ~1.15 rows per bucket, so nearly every row creates, encodes and writes a sketch),
  * with `sum` in the same shape as the store's per-bucket floor, the JS per-bucket folds
  * as peers, and the same rows over 1K keys (~2.8 rows per bucket) in the notes.

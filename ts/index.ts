@@ -70,7 +70,7 @@ export {
   StorageError,
   TesseraError,
 } from './errors.js';
-// Stream resolvers and their sources (issue 5).
+// Stream resolvers and their sources.
 export type {
   CommitOptions,
   CommitReportOutput,

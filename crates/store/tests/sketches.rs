@@ -10,8 +10,9 @@
 //! - `distinct_counts_are_exact_up_to_the_limit_and_one_item_costs_11_bytes`: 1..=166
 //!   distinct items (lgK 11) spread over merged buckets read back exactly, and a bucket
 //!   of one item is stored in 11 bytes.
-//! - `accuracy_after_merging_*_buckets_through_the_store`: must-show 1 of the sketch
-//!   issue, 200 trials (one group key each) whose window merges 30 or 720 stored buckets.
+//! - `accuracy_after_merging_*_buckets_through_the_store`: the sketches' error bounds
+//!   (docs/semantics.md section 4), 200 trials (one group key each) whose window merges
+//!   30 or 720 stored buckets.
 
 use std::collections::{HashMap, HashSet};
 
@@ -916,7 +917,7 @@ fn bad_sketch_arguments_are_rejected_naming_series_and_rule() {
     assert!(err.message.contains("needs the `by` column"), "{err}");
 }
 
-// ---- must-show 1: accuracy after merging 30 and 720 buckets, 200 trials each ----
+// ---- accuracy after merging 30 and 720 buckets, 200 trials each ----
 
 /// 200 trials in release builds (`npm test` runs `cargo test --release`: a few seconds);
 /// 20 in debug builds, where the same run takes minutes.

@@ -449,7 +449,7 @@ mod tests {
     /// Uniform, log-normal and overlapping-bimodal values: the 0.5% bar.
     const SMOOTH: [u64; 3] = [0, 1, 2];
 
-    // The 200-trial runs of the brief run in release builds (`npm test` runs `cargo test
+    // The 200-trial runs run in release builds (`npm test` runs `cargo test
     // --release`, ~7 s for all three sketches) and are ignored in debug builds; the quick
     // versions below run the same check on the first 21 trials (7 per smooth shape).
     const QUICK_TRIALS: u64 = 21;

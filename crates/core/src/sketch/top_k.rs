@@ -724,7 +724,7 @@ mod tests {
         assert!(worst <= 3.5 / 128.0);
     }
 
-    // The 200-trial runs of the brief run in release builds (`npm test` runs `cargo test
+    // The 200-trial runs run in release builds (`npm test` runs `cargo test
     // --release`, ~7 s for all three sketches) and are ignored in debug builds; the quick
     // versions below run the same check on the first 20 trials.
     const QUICK_TRIALS: u64 = 20;
