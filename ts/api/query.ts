@@ -198,11 +198,19 @@ export interface PreparedQuery<O extends readonly OutputRef[]> {
   finish(results: WindowQueryResult[]): QueryResult<O>;
 }
 
+/** How many distinct lists of output names {@link QueryPlanner} keeps planned. */
+const PLANS_BY_NAMES_LIMIT = 1024;
+
 /** Resolves outputs and assembles queries and results for one plan. */
 export class QueryPlanner {
   private readonly byString = new Map<string, ResolvedOutput>();
   private readonly byRef = new WeakMap<object, ResolvedOutput>();
   private readonly plans = new WeakMap<readonly unknown[], OutputPlan>();
+  /**
+   * Plans of outputs given as names, by the names: a service receives a new array with
+   * the same names on every request. Bounded; emptied when full.
+   */
+  private readonly plansByNames = new Map<string, OutputPlan>();
   private readonly series: ReadonlyMap<string, SeriesPlan>;
   private readonly classes: ReadonlyMap<string, ClassPlan>;
 
@@ -254,6 +262,11 @@ export class QueryPlanner {
     ) {
       return cached;
     }
+    const names = output.every((ref) => typeof ref === 'string') ? JSON.stringify(output) : null;
+    if (names !== null) {
+      const byNames = this.plansByNames.get(names);
+      if (byNames !== undefined) return byNames;
+    }
     const outputs = output.map((ref, i) => this.resolve(ref, i));
     const groups: {
       fields: readonly KeyField[];
@@ -282,6 +295,10 @@ export class QueryPlanner {
       slots,
     };
     this.plans.set(output, plan);
+    if (names !== null) {
+      if (this.plansByNames.size >= PLANS_BY_NAMES_LIMIT) this.plansByNames.clear();
+      this.plansByNames.set(names, plan);
+    }
     return plan;
   }
 

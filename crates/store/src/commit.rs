@@ -112,8 +112,9 @@ impl BucketStore {
     }
 
     /// Writes the staged rows, with `records`, in one atomic write, and empties the
-    /// staging delta (also when the write fails: what was staged is then lost, never
-    /// written twice).
+    /// staging delta. When the write fails nothing of it is in the store, so the staged
+    /// rows are kept: the caller can commit them again or drop them with
+    /// [`BucketStore::discard_staged`].
     pub fn commit_staged(
         &mut self,
         records: CommitRecords<'_>,
@@ -121,7 +122,9 @@ impl BucketStore {
     ) -> StoreResult<CommitReport> {
         let mut delta = std::mem::take(&mut self.staged);
         let written = self.write_delta(&mut delta, records, mode);
-        delta.clear();
+        if written.is_ok() {
+            delta.clear();
+        }
         self.staged = delta;
         written
     }

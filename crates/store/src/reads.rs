@@ -117,24 +117,35 @@ impl BucketStore {
                         iter.next();
                         continue;
                     }
-                    let states = decode_record(value).map_err(|e| corrupt_bucket(series, e))?;
-                    for (slot, read) in group.reads.iter().enumerate() {
-                        if parts.start < read.first_start {
-                            continue;
+                    // The record's states are decoded one by one and merged straight into
+                    // the reads that want them: no list of states per bucket.
+                    let mut rest = value;
+                    let mut position = 0;
+                    while !rest.is_empty() {
+                        let (state, used) =
+                            AggState::decode(rest).map_err(|e| corrupt_bucket(series, e))?;
+                        rest = &rest[used..];
+                        for (slot, read) in group.reads.iter().enumerate() {
+                            if read.position != position || parts.start < read.first_start {
+                                continue;
+                            }
+                            match &mut accumulators[slot] {
+                                Some(acc) => {
+                                    acc.merge(&state).map_err(|e| corrupt_bucket(series, e))?
+                                }
+                                empty => *empty = Some(state.clone()),
+                            }
+                            if let Some(e) = explanations.as_mut() {
+                                e[row * reads.len() + read.read_index].buckets_merged += 1;
+                            }
                         }
-                        let Some(state) = states.get(read.position) else {
-                            return Err(corrupt_bucket(
-                                series,
-                                tessera_core::CoreError::corrupt("record is missing a rule state"),
-                            ));
-                        };
-                        match &mut accumulators[slot] {
-                            Some(acc) => acc.merge(state).map_err(|e| corrupt_bucket(series, e))?,
-                            empty => *empty = Some(state.clone()),
-                        }
-                        if let Some(e) = explanations.as_mut() {
-                            e[row * reads.len() + read.read_index].buckets_merged += 1;
-                        }
+                        position += 1;
+                    }
+                    if group.reads.iter().any(|read| read.position >= position) {
+                        return Err(corrupt_bucket(
+                            series,
+                            tessera_core::CoreError::corrupt("record is missing a rule state"),
+                        ));
                     }
                     iter.next();
                 }

@@ -582,3 +582,34 @@ fn resolver_states_and_series_summaries_are_records_of_the_store() {
     assert_eq!(report.summaries.get("s"), Some(&summary));
     assert_eq!(store.resolver_state("txns").unwrap(), Some(state));
 }
+
+#[test]
+fn a_failed_commit_keeps_the_staged_rows_for_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) =
+        BucketStore::open(dir.path(), vec![sum_series("s", DAY)], pinned()).unwrap();
+    ingest(&mut store, "s", &[1.0, 1.0], &[NOW as f64; 2], &[2.0, 3.0]);
+    // A resolver state without a name is refused, so the whole write is.
+    let nameless = [ResolverState {
+        resolver: String::new(),
+        watermark_ms: None,
+        replay_from: vec![],
+    }];
+    let refused = store.commit_staged(
+        CommitRecords {
+            resolver_states: &nameless,
+            ..Default::default()
+        },
+        CommitMode::Merge,
+    );
+    assert!(refused.is_err(), "the nameless resolver state is refused");
+    assert_eq!(store.staged(), (2, 1), "the staged rows are still there");
+    assert_eq!(sum_of(&store, "s", 1.0, DAY), AggValue::Null, "nothing was written");
+
+    let report = store
+        .commit_staged(CommitRecords::default(), CommitMode::Merge)
+        .unwrap();
+    assert_eq!(report.rows, 2);
+    assert_eq!(store.staged(), (0, 0));
+    assert_eq!(sum_of(&store, "s", 1.0, DAY), AggValue::Number(5.0));
+}
