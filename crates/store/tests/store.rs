@@ -604,7 +604,11 @@ fn a_failed_commit_keeps_the_staged_rows_for_the_next_one() {
     );
     assert!(refused.is_err(), "the nameless resolver state is refused");
     assert_eq!(store.staged(), (2, 1), "the staged rows are still there");
-    assert_eq!(sum_of(&store, "s", 1.0, DAY), AggValue::Null, "nothing was written");
+    assert_eq!(
+        sum_of(&store, "s", 1.0, DAY),
+        AggValue::Null,
+        "nothing was written"
+    );
 
     let report = store
         .commit_staged(CommitRecords::default(), CommitMode::Merge)
