@@ -302,6 +302,19 @@ describe('Tessera.ingest and query', () => {
     expect(q.outputs.map((o) => o.canonical)).toEqual(
       Array(forms.length).fill('user.total__86400__'),
     );
+
+    // Lists of names arrive as new arrays (a service's requests): the same names give
+    // the same answer, and another list of names, even of the same names, is its own.
+    const names = () => ['user.total_1d', 'user.count_1d'];
+    const first = tessera.query({ input: { 'user.id': [7] }, output: names() });
+    const again = tessera.query({ input: { 'user.id': [7] }, output: names() });
+    const swapped = tessera.query({ input: { 'user.id': [7] }, output: names().reverse() });
+    expect(again.rows).toEqual(first.rows);
+    expect(swapped.rows[0]?.values).toEqual([...(first.rows[0]?.values ?? [])].reverse());
+    expect(swapped.outputs.map((o) => o.feature)).toEqual(['user.count', 'user.total']);
+    expect(() =>
+      tessera.query({ input: { 'user.id': [7] }, output: ['user.total_1d\u0000'] }),
+    ).toThrow(/user\.total_1d/);
   });
 
   it('returns typed values: lists, vectors, Dates, grouped values, composite keys', () => {
