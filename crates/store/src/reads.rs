@@ -24,7 +24,7 @@ pub struct WindowRead {
 /// Which buckets a value merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Explanation {
-    /// The first and last bucket starts that the window covers (section 5's overlap rule).
+    /// The first and last bucket starts that the window covers (the bucket-overlap rule, `docs/semantics.md` section 5.1).
     pub first_bucket_start: i64,
     pub last_bucket_start: i64,
     /// How many of those buckets held data and were merged.
@@ -118,10 +118,16 @@ impl BucketStore {
                         continue;
                     }
                     // The record's states are decoded one by one and merged straight into
-                    // the reads that want them: no list of states per bucket.
+                    // the reads that want them: no list of states per bucket, and the
+                    // states after the last one read are not decoded.
                     let mut rest = value;
-                    let mut position = 0;
-                    while !rest.is_empty() {
+                    for position in 0..group.states_read {
+                        if rest.is_empty() {
+                            return Err(corrupt_bucket(
+                                series,
+                                tessera_core::CoreError::corrupt("record is missing a rule state"),
+                            ));
+                        }
                         let (state, used) =
                             AggState::decode(rest).map_err(|e| corrupt_bucket(series, e))?;
                         rest = &rest[used..];
@@ -139,13 +145,6 @@ impl BucketStore {
                                 e[row * reads.len() + read.read_index].buckets_merged += 1;
                             }
                         }
-                        position += 1;
-                    }
-                    if group.reads.iter().any(|read| read.position >= position) {
-                        return Err(corrupt_bucket(
-                            series,
-                            tessera_core::CoreError::corrupt("record is missing a rule state"),
-                        ));
                     }
                     iter.next();
                 }
@@ -268,12 +267,14 @@ impl BucketStore {
                         layout: layout_index,
                         first_start: window.first_start,
                         last_start: window.last_start,
+                        states_read: 0,
                         reads: Vec::new(),
                     });
                     plan.groups.len() - 1
                 });
             let group = &mut plan.groups[group];
             group.first_start = group.first_start.min(window.first_start);
+            group.states_read = group.states_read.max(position + 1);
             group.reads.push(PlannedRead {
                 read_index,
                 position,
@@ -302,6 +303,8 @@ struct ReadGroup {
     layout: usize,
     first_start: i64,
     last_start: i64,
+    /// How many of a record's states the reads need: one past the last position read.
+    states_read: usize,
     reads: Vec<PlannedRead>,
 }
 
