@@ -6,6 +6,11 @@
  */
 import { fromNative } from './errors.js';
 import {
+  type BackfillLayoutInput,
+  type BackfillRangeRecord,
+  type BackfillReportOutput,
+  type BackfillRunEntry,
+  type BackfillRunOptions,
   type CommitOptions,
   type CommitReportOutput,
   type DeadLetterQuery,
@@ -13,6 +18,7 @@ import {
   type EngineStats,
   type IngestReportOutput,
   type KeyPart,
+  type NativeBackfill,
   type NativeEngine,
   native,
   type OpenOptions,
@@ -178,6 +184,33 @@ export class BucketEngine {
     return call(() => this.inner.countBucketEntries());
   }
 
+  /**
+   * The bucket ranges a backfill of `layouts` replaces for `[lowerMs, upperMs)`, widened
+   * to each layout's bucket edges (docs/semantics.md section 9).
+   */
+  backfillRanges(
+    layouts: BackfillLayoutInput[],
+    lowerMs?: number,
+    upperMs?: number,
+  ): BackfillRangeRecord[] {
+    return call(() => this.inner.backfillRanges(layouts, lowerMs, upperMs));
+  }
+
+  /** Writes (or overwrites) the record of one run of a scheduled backfill job, synced. */
+  putBackfillRun(entry: BackfillRunEntry): void {
+    call(() => this.inner.putBackfillRun(entry));
+  }
+
+  /** The records of one job's runs (or of every job's), oldest scheduled time first. */
+  backfillRuns(job?: string): BackfillRunEntry[] {
+    return call(() => this.inner.backfillRuns(job));
+  }
+
+  /** Starts a backfill of `ranges`; nothing is visible until it finishes. */
+  beginBackfill(ranges: BackfillRangeRecord[], options?: BackfillRunOptions): BackfillRun {
+    return new BackfillRun(call(() => this.inner.beginBackfill(ranges, options)));
+  }
+
   /** Pins the engine clock (retention, default query time), or unpins it with `null`. */
   setClock(nowMs: number | null): void {
     this.inner.setClock(nowMs ?? undefined);
@@ -185,5 +218,30 @@ export class BucketEngine {
 
   close(): void {
     call(() => this.inner.close());
+  }
+}
+
+/** A backfill in progress in the native engine (see {@link BucketEngine.beginBackfill}). */
+export class BackfillRun {
+  constructor(private readonly inner: NativeBackfill) {}
+
+  /** Folds batches off the event loop; a bad batch folds nothing. Resolves to the rows folded. */
+  foldAsync(batches: SeriesBatchInput[]): Promise<number> {
+    return callAsync(() => this.inner.foldAsync(batches));
+  }
+
+  /** Rows folded so far. */
+  get rows(): number {
+    return this.inner.rows;
+  }
+
+  /** Ingests the run in one atomic step, off the event loop. */
+  finishAsync(): Promise<BackfillReportOutput> {
+    return callAsync(() => this.inner.finishAsync());
+  }
+
+  /** Discards the run; nothing of it is written. */
+  abort(): void {
+    this.inner.abort();
   }
 }

@@ -56,6 +56,40 @@ export type {
   ValueExplanation,
   WeightedItem,
 } from './api/query.js';
+// Batch resolvers and backfills.
+export {
+  BackfillError,
+  type BackfillLayoutPlan,
+  type BackfillOptions,
+  type BackfillPlan,
+  type BackfillProgress,
+  type BackfillReport,
+  type FeatureSelector,
+} from './batch/backfill.js';
+export {
+  type ArrowTableLike,
+  type BatchColumns,
+  type BatchResolver,
+  BatchResolverError,
+  type BatchResolverOptions,
+  type BatchRows,
+  type BatchRun,
+  type ColumnsBatchResolverOptions,
+  isBatchResolver,
+  makeBatchResolver,
+  type RowsBatchResolverOptions,
+  type SqlBatchResolverOptions,
+} from './batch/resolver.js';
+export {
+  type BackfillJob,
+  BackfillScheduler,
+  isScheduledAggregateBackfill,
+  ScheduledAggregateBackfill,
+  type ScheduledAggregateBackfillJob,
+  type ScheduledAggregateBackfillOptions,
+  type ScheduledJobStatus,
+  type SchedulerOptions,
+} from './batch/schedules.js';
 export { BucketEngine } from './bucket-engine.js';
 export * from './dsl/index.js';
 export {
@@ -72,6 +106,8 @@ export {
 } from './errors.js';
 // Stream resolvers and their sources.
 export type {
+  BackfillReportOutput,
+  BackfillRunEntry,
   CommitOptions,
   CommitReportOutput,
   DeadLetterQuery,

@@ -11,6 +11,22 @@ import { ClassIngest, type IngestRows, type PreparedBatch, type SeriesFed } from
 import { openReport, type TesseraOpenReport } from './api/open-report.js';
 import { type OutputRef, QueryPlanner, type QueryRequest, type QueryResult } from './api/query.js';
 import { toTimeMs } from './api/values.js';
+import {
+  type BackfillContext,
+  type BackfillOptions,
+  type BackfillPlan,
+  type BackfillReport,
+  planBackfill,
+  runBackfill,
+} from './batch/backfill.js';
+import { type BatchResolver, BatchResolverError, isBatchResolver } from './batch/resolver.js';
+import {
+  BackfillScheduler,
+  backfillJobs,
+  isScheduledAggregateBackfill,
+  type ScheduledAggregateBackfillJob,
+  type SchedulerOptions,
+} from './batch/schedules.js';
 import { BucketEngine } from './bucket-engine.js';
 import { DefinitionError, type Diagnostic } from './dsl/errors.js';
 import { type AnyFeatureClass, definitionOf, isFeatureClass } from './dsl/feature-class.js';
@@ -51,6 +67,16 @@ export interface TesseraOptions {
    * before it.
    */
   readonly bulkCommitBuckets?: number;
+  /**
+   * Where backfills read historical rows ({@link makeBatchResolver}); names must be
+   * unique. See {@link Tessera.backfill}.
+   */
+  readonly batchResolvers?: readonly BatchResolver[];
+  /**
+   * Scheduled backfill jobs declared with {@link ScheduledAggregateBackfill}, besides
+   * those of the features' `backfillSchedule`. See {@link Tessera.schedules}.
+   */
+  readonly scheduledBackfills?: readonly ScheduledAggregateBackfillJob[];
 }
 
 /** Options of {@link Tessera.ingest}. */
@@ -129,6 +155,10 @@ export class Tessera {
   private readonly store: BucketEngine;
   private readonly ingestTargets = new Map<string, ClassIngest>();
   private readonly queries: QueryPlanner;
+  /** The batch resolvers backfills read from. */
+  readonly batchResolvers: readonly BatchResolver[];
+  private readonly declaredSchedules: readonly ScheduledAggregateBackfillJob[];
+  private scheduler: BackfillScheduler | undefined;
 
   private constructor(
     path: string,
@@ -136,6 +166,8 @@ export class Tessera {
     warnings: readonly Diagnostic[],
     store: BucketEngine,
     report: TesseraOpenReport,
+    batchResolvers: readonly BatchResolver[],
+    declaredSchedules: readonly ScheduledAggregateBackfillJob[],
   ) {
     this.path = path;
     this.plan = plan;
@@ -143,6 +175,8 @@ export class Tessera {
     this.store = store;
     this.openReport = report;
     this.queries = new QueryPlanner(plan);
+    this.batchResolvers = batchResolvers;
+    this.declaredSchedules = declaredSchedules;
   }
 
   /**
@@ -169,9 +203,26 @@ export class Tessera {
       openOptions.blockCacheBytes = options.blockCacheBytes;
     if (options.bulkCommitBuckets !== undefined)
       openOptions.bulkCommitBuckets = options.bulkCommitBuckets;
+    const resolvers = checkedBatchResolvers(options.batchResolvers ?? [], plan);
+    const declared = options.scheduledBackfills ?? [];
+    if (!Array.isArray(declared) || !declared.every(isScheduledAggregateBackfill)) {
+      throw new InvalidOptionError(
+        'Tessera.open: scheduledBackfills takes jobs made by ScheduledAggregateBackfill',
+      );
+    }
+    // Checks the jobs (names, features, schedules) before the store opens.
+    backfillJobs(plan, declared);
     const store = BucketEngine.open(path, toStoreDescription(plan), openOptions);
     const report = openReport(store.openReport);
-    return new Tessera(path, plan, Object.freeze([...diagnostics]), store, report);
+    return new Tessera(
+      path,
+      plan,
+      Object.freeze([...diagnostics]),
+      store,
+      report,
+      resolvers,
+      Object.freeze([...declared]),
+    );
   }
 
   /** The native bucket engine underneath (for clocks, stats and raw bucket reads). */
@@ -190,7 +241,11 @@ export class Tessera {
         'ingest takes a feature class (the result of features(...)) as its first argument',
       );
     }
-    const ns = definitionOf(cls).namespace;
+    return this.classTarget(definitionOf(cls).namespace);
+  }
+
+  /** The ingest of one planned class, built once. */
+  private classTarget(ns: string): ClassIngest {
     let target = this.ingestTargets.get(ns);
     if (target === undefined) {
       const classPlan = this.plan.classes.find((c) => c.namespace === ns);
@@ -327,6 +382,65 @@ export class Tessera {
   }
 
   /**
+   * Rebuilds the buckets of `features` from the batch resolvers' rows
+   * (docs/semantics.md section 9). A backfill replaces: for every group key the run's
+   * rows hold, every bucket of the range (widened to bucket edges) of every layout the
+   * features read is replaced by the state of the run's rows, and cleared where the key
+   * has no rows in it. Keys the run does not return keep their buckets. The run is
+   * folded in bounded memory and applied in one atomic step: queries see the old
+   * buckets or the new ones, and a run that fails or is killed applies nothing.
+   *
+   * @example
+   * const report = await tessera.backfill({
+   *   features: [User.total],
+   *   lowerBound: '2026-01-01T00:00:00Z',
+   *   upperBound: '2026-02-01T00:00:00Z',
+   * });
+   * report.rows; // rows read from the resolvers
+   */
+  backfill(options: BackfillOptions): Promise<BackfillReport> {
+    return runBackfill(this.backfillContext(), options);
+  }
+
+  /** What {@link backfill} would do with `options`, without writing: layouts, ranges, estimates. */
+  planBackfill(options: BackfillOptions): Promise<BackfillPlan> {
+    return planBackfill(this.backfillContext(), options);
+  }
+
+  /**
+   * The scheduler of this Tessera's backfill jobs: every feature with a
+   * `backfillSchedule` (one job per `backfillTags` set) and every declared
+   * `ScheduledAggregateBackfill` (docs/semantics.md section 10). `start()` runs them on
+   * their schedules until `stop()`; `status()` lists them with their last and next runs.
+   */
+  get schedules(): BackfillScheduler {
+    this.scheduler ??= this.scheduleWith({});
+    return this.scheduler;
+  }
+
+  /** A scheduler of this Tessera's jobs with its own options (a controlled clock, say). */
+  scheduleWith(options: SchedulerOptions): BackfillScheduler {
+    return new BackfillScheduler(
+      {
+        backfill: (o) => this.backfill(o),
+        putBackfillRun: (entry) => this.store.putBackfillRun(entry),
+        backfillRuns: (job) => this.store.backfillRuns(job),
+      },
+      backfillJobs(this.plan, this.declaredSchedules),
+      options,
+    );
+  }
+
+  private backfillContext(): BackfillContext {
+    return {
+      plan: this.plan,
+      engine: this.store,
+      resolvers: this.batchResolvers,
+      classIngest: (namespace: string) => this.classTarget(namespace),
+    };
+  }
+
+  /**
    * Pins the engine clock (the default query time, and the time retention is judged
    * by), or unpins it with `null`. For tests and replays.
    */
@@ -341,6 +455,8 @@ export class Tessera {
 
   /** Closes the store; uncommitted folds are dropped. */
   close(): void {
+    // A scheduler started on this Tessera stops firing; a run in progress fails (CLOSED).
+    void this.scheduler?.stop();
     this.store.close();
   }
 }
@@ -361,4 +477,29 @@ function stagedCommitOptions(
 ): CommitOptions | undefined {
   if (positions === undefined) return options;
   return { ...options, positions: [...positions] };
+}
+
+/** The batch resolvers of {@link TesseraOptions}, checked: made by makeBatchResolver, unique names, planned classes. */
+function checkedBatchResolvers(given: readonly unknown[], plan: Plan): readonly BatchResolver[] {
+  if (!Array.isArray(given)) {
+    throw new InvalidOptionError('Tessera.open: batchResolvers must be a list of batch resolvers');
+  }
+  const names = new Set<string>();
+  for (const r of given) {
+    if (!isBatchResolver(r)) {
+      throw new InvalidOptionError(
+        'Tessera.open: batchResolvers takes batch resolvers made by makeBatchResolver',
+      );
+    }
+    if (names.has(r.name)) {
+      throw new BatchResolverError(`batch resolver ${r.name}: two batch resolvers have this name`);
+    }
+    names.add(r.name);
+    if (!plan.classes.some((c) => c.namespace === r.namespace)) {
+      throw new BatchResolverError(
+        `batch resolver ${r.name}: its output class ${r.namespace} is not among the planned classes`,
+      );
+    }
+  }
+  return Object.freeze([...(given as BatchResolver[])]);
 }

@@ -250,9 +250,14 @@ export class ClassIngest {
   /**
    * Builds the native batches for `rows`. `writes` lists the written columns
    * (`column` or `column@version`); by default every column present in the rows, a
-   * versioned column without `@version` meaning its default version.
+   * versioned column without `@version` meaning its default version. With `only`,
+   * batches are built for those series alone (a backfill rebuilding some series).
    */
-  prepare(rows: unknown, writes: readonly string[] | undefined): PreparedBatch {
+  prepare(
+    rows: unknown,
+    writes: readonly string[] | undefined,
+    only?: ReadonlySet<string>,
+  ): PreparedBatch {
     const ns = this.namespace;
     if (typeof rows !== 'object' || rows === null) {
       throw new InvalidRowsError(
@@ -270,6 +275,7 @@ export class ClassIngest {
     if (n === 0) return { rows: 0, batches, series: fed };
     for (const feed of this.feeds) {
       if (!written.has(feed.trigger)) continue;
+      if (only !== undefined && !only.has(feed.series.id)) continue;
       const s = feed.series;
       const batch: SeriesBatchInput = {
         seriesId: s.id,

@@ -3,10 +3,17 @@
  * write `commands/<name>.ts` exporting a `Command` and list it here.
  */
 import type { Command } from './command.js';
+import { aggregateBackfill } from './commands/aggregate-backfill.js';
 import { aggregateList } from './commands/aggregate-list.js';
 import { deadletters } from './commands/deadletters.js';
 import { demo } from './commands/demo.js';
 import { serve } from './commands/serve.js';
 
 /** Every command of the `tessera` CLI. */
-export const commands: readonly Command[] = [aggregateList, demo, deadletters, serve];
+export const commands: readonly Command[] = [
+  aggregateList,
+  aggregateBackfill,
+  demo,
+  deadletters,
+  serve,
+];

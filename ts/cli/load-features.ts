@@ -2,8 +2,16 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { type BatchResolver, isBatchResolver } from '../batch/resolver.js';
 import { type AnyFeatureClass, isFeatureClass } from '../dsl/feature-class.js';
 import { UsageError } from './command.js';
+
+/** What a feature module exports that commands use. */
+export interface FeatureModule {
+  readonly classes: AnyFeatureClass[];
+  /** Exported batch resolvers (`makeBatchResolver`), for backfills. */
+  readonly batchResolvers: BatchResolver[];
+}
 
 /**
  * Imports the module at `path` (relative to `cwd`) and returns the feature classes it
@@ -11,6 +19,14 @@ import { UsageError } from './command.js';
  * object of them (e.g. `export default [User, Transaction]`).
  */
 export async function loadFeatureClasses(path: string, cwd: string): Promise<AnyFeatureClass[]> {
+  return (await loadFeatureModule(path, cwd)).classes;
+}
+
+/**
+ * Imports the module at `path` (relative to `cwd`): its feature classes (as
+ * {@link loadFeatureClasses} finds them) and its batch resolvers, found the same way.
+ */
+export async function loadFeatureModule(path: string, cwd: string): Promise<FeatureModule> {
   const file = resolve(cwd, path);
   if (!existsSync(file)) throw new UsageError(`feature module not found: ${file}`);
   let mod: Record<string, unknown>;
@@ -25,11 +41,18 @@ export async function loadFeatureClasses(path: string, cwd: string): Promise<Any
     );
   }
   const found = new Set<AnyFeatureClass>();
-  const visit = (value: unknown): void => {
+  const resolvers = new Set<BatchResolver>();
+  const take = (value: unknown): boolean => {
     if (isFeatureClass(value)) found.add(value);
-    else if (Array.isArray(value)) value.forEach(visit);
+    else if (isBatchResolver(value)) resolvers.add(value);
+    else return false;
+    return true;
+  };
+  const visit = (value: unknown): void => {
+    if (take(value)) return;
+    if (Array.isArray(value)) value.forEach(take);
     else if (typeof value === 'object' && value !== null && !(value instanceof Date)) {
-      for (const v of Object.values(value)) if (isFeatureClass(v)) found.add(v);
+      for (const v of Object.values(value)) take(v);
     }
   };
   for (const value of Object.values(mod)) visit(value);
@@ -38,5 +61,5 @@ export async function loadFeatureClasses(path: string, cwd: string): Promise<Any
       `${file} exports no feature classes (export the results of features(...))`,
     );
   }
-  return [...found];
+  return { classes: [...found], batchResolvers: [...resolvers] };
 }

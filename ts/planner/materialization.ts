@@ -5,6 +5,7 @@
 import { formatDuration, tryParseDuration } from '../dsl/duration.js';
 import type { Materialization } from '../dsl/nodes.js';
 import type { DiagnosticList } from './diagnostics.js';
+import { cronProblem, scheduleOf } from './schedule.js';
 import type { BackfillSchedule, MaterializationPlan } from './types.js';
 
 /** A declared window that parsed. */
@@ -27,71 +28,6 @@ const KNOWN_KEYS = new Set([
   'continuousBufferDuration',
   'backfillTags',
 ]);
-
-const CRON_MACRO = /^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$/;
-
-/** One cron field: its range and the names it accepts (index + offset = value). */
-interface CronField {
-  readonly min: number;
-  readonly max: number;
-  readonly names?: readonly string[];
-  readonly offset?: number;
-  /** Day-of-month / day-of-week extras: `?`, `L`, `W`, `#`. */
-  readonly day?: 'month' | 'week';
-}
-
-const MINUTE: CronField = { min: 0, max: 59 };
-const HOUR: CronField = { min: 0, max: 23 };
-const DAY_OF_MONTH: CronField = { min: 1, max: 31, day: 'month' };
-const MONTH: CronField = {
-  min: 1,
-  max: 12,
-  names: ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'],
-  offset: 1,
-};
-const DAY_OF_WEEK: CronField = {
-  min: 0,
-  max: 7,
-  names: ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'],
-  offset: 0,
-  day: 'week',
-};
-/** Five fields (minute first) or six (second first), as cron-parser reads them. */
-const CRON_FIVE = [MINUTE, HOUR, DAY_OF_MONTH, MONTH, DAY_OF_WEEK] as const;
-const CRON_SIX = [{ min: 0, max: 59 }, ...CRON_FIVE] as const;
-
-function cronValue(text: string, field: CronField): number | null {
-  if (/^\d+$/.test(text)) {
-    const n = Number(text);
-    return n >= field.min && n <= field.max ? n : null;
-  }
-  const i = field.names?.indexOf(text.toUpperCase()) ?? -1;
-  return i < 0 ? null : i + (field.offset ?? 0);
-}
-
-/** One comma-separated item of a field: `*`, `v`, `a-b`, any of those `/step`, or L/W/# forms. */
-function cronItem(item: string, field: CronField): boolean {
-  if (field.day !== undefined && item === '?') return true;
-  if (field.day === 'month' && /^(L(-\d{1,2})?|LW|\d{1,2}W)$/.test(item)) {
-    const n = /^(\d{1,2})W$/.exec(item)?.[1];
-    return n === undefined || cronValue(n, field) !== null;
-  }
-  if (field.day === 'week') {
-    const m = /^(\w+)(#([1-5])|L)$/.exec(item);
-    if (m) return cronValue(m[1] ?? '', field) !== null;
-  }
-  const [range = '', step, ...rest] = item.split('/');
-  if (rest.length > 0) return false;
-  if (step !== undefined && (!/^\d+$/.test(step) || Number(step) < 1)) return false;
-  if (range === '*') return true;
-  const [from = '', to, ...more] = range.split('-');
-  if (more.length > 0) return false;
-  const a = cronValue(from, field);
-  if (a === null) return false;
-  if (to === undefined) return true;
-  const b = cronValue(to, field);
-  return b !== null && a <= b;
-}
 
 /**
  * Assigns a bucket size to every window: `true` gives each window buckets as long as
@@ -305,30 +241,19 @@ function bucketOrigin(feature: string, value: unknown, diags: DiagnosticList): n
   return ms;
 }
 
-/** True for cron expressions (5 or 6 fields, or an `@daily`-style macro). */
+/** True for cron expressions cron-parser reads (5 or 6 fields, or an `@daily`-style macro). */
 export function isCronExpression(text: string): boolean {
-  const t = text.trim();
-  if (CRON_MACRO.test(t)) return true;
-  const fields = t.split(/\s+/);
-  const spec = fields.length === 5 ? CRON_FIVE : fields.length === 6 ? CRON_SIX : null;
-  if (spec === null) return false;
-  return fields.every((f, i) => {
-    const field = spec[i];
-    return field !== undefined && f.split(',').every((item) => cronItem(item, field));
-  });
+  return cronProblem(text) === null;
 }
 
 function schedule(feature: string, value: unknown, diags: DiagnosticList): BackfillSchedule | null {
   if (value === undefined || value === null) return null;
-  if (typeof value === 'string') {
-    if (isCronExpression(value)) return { kind: 'cron', expression: value.trim() };
-    const parsed = tryParseDuration(value);
-    if (parsed.ok && parsed.ms > 0) return { kind: 'interval', everyMs: parsed.ms };
-  }
+  const parsed = scheduleOf(value);
+  if (!('problem' in parsed)) return parsed;
   diags.error(
     feature,
     'invalid_backfill_schedule',
-    `${feature}: materialization.backfillSchedule ${JSON.stringify(value) ?? String(value)} is neither a cron expression ('0 0 * * *') nor a duration ('1h')`,
+    `${feature}: materialization.backfillSchedule ${typeof value === 'string' ? parsed.problem : `${JSON.stringify(value) ?? String(value)} is neither a cron expression ('0 0 * * *') nor a duration ('1h')`}`,
   );
   return null;
 }

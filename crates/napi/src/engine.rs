@@ -28,7 +28,7 @@ use crate::objects::{
 };
 use crate::tasks::StoreTask;
 
-type Shared = Arc<RwLock<Option<BucketStore>>>;
+pub(crate) type Shared = Arc<RwLock<Option<BucketStore>>>;
 
 /// An open Tessera store.
 #[napi]
@@ -50,11 +50,11 @@ fn write(store: &Shared) -> RwLockWriteGuard<'_, Option<BucketStore>> {
     })
 }
 
-fn read(store: &Shared) -> RwLockReadGuard<'_, Option<BucketStore>> {
+pub(crate) fn read(store: &Shared) -> RwLockReadGuard<'_, Option<BucketStore>> {
     store.read().unwrap_or_else(|p| p.into_inner())
 }
 
-fn closed() -> napi::Error {
+pub(crate) fn closed() -> napi::Error {
     js_error("CLOSED", "the engine was closed")
 }
 
@@ -68,7 +68,10 @@ fn with_store<T>(
 }
 
 /// Runs `f` on the open store under the read lock.
-fn reading<T>(store: &Shared, f: impl FnOnce(&BucketStore) -> napi::Result<T>) -> napi::Result<T> {
+pub(crate) fn reading<T>(
+    store: &Shared,
+    f: impl FnOnce(&BucketStore) -> napi::Result<T>,
+) -> napi::Result<T> {
     let guard = read(store);
     f(guard.as_ref().ok_or_else(closed)?)
 }

@@ -4,6 +4,7 @@
 //! error, and any panic, into a JavaScript error whose message starts with a stable
 //! `[CODE]`.
 
+mod backfill;
 #[cfg(feature = "fold-ceiling")]
 mod bench;
 mod catalog;
@@ -17,6 +18,7 @@ mod objects;
 mod read_only;
 mod tasks;
 
+pub use backfill::*;
 #[cfg(feature = "fold-ceiling")]
 pub use bench::*;
 pub use catalog::*;

@@ -83,6 +83,14 @@ impl BulkRecords {
         }
     }
 
+    /// The (key, record) pairs in key order.
+    pub fn sorted(&mut self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.sort();
+        self.entries
+            .iter()
+            .map(|entry| (self.key(entry), self.record(entry)))
+    }
+
     /// Writes the records, sorted, into a new table file at `path` and syncs it: merge
     /// operands, or puts that replace what the store holds.
     pub fn write_table(&mut self, path: &Path, mode: CommitMode) -> StoreResult<()> {
@@ -105,7 +113,7 @@ impl BulkRecords {
 /// The options of an ingested file. Its blocks are the store's size; they are not
 /// compressed, since the file lands in level 0 and is rewritten (and compressed) by the
 /// first compaction that takes it, off the committing thread.
-fn table_file_options() -> Options {
+pub(crate) fn table_file_options() -> Options {
     let mut table = BlockBasedOptions::default();
     table.set_block_size(BLOCK_SIZE);
     let mut options = Options::default();

@@ -229,6 +229,29 @@ impl PendingDelta {
         series: &[SeriesLayout],
         mut emit: impl FnMut(&[u8], &[u8]),
     ) -> RecordsWritten {
+        self.emit_records(series, false, |key, record| {
+            if let Some(record) = record {
+                emit(key, record);
+            }
+        })
+    }
+
+    /// [`PendingDelta::write_records`], also handing over, as `None`, the buckets whose
+    /// rows held no value (a key a backfill saw, whose buckets it must still clear).
+    pub fn write_records_and_empty(
+        &mut self,
+        series: &[SeriesLayout],
+        emit: impl FnMut(&[u8], Option<&[u8]>),
+    ) -> RecordsWritten {
+        self.emit_records(series, true, emit)
+    }
+
+    fn emit_records(
+        &mut self,
+        series: &[SeriesLayout],
+        with_empty: bool,
+        mut emit: impl FnMut(&[u8], Option<&[u8]>),
+    ) -> RecordsWritten {
         let mut written = RecordsWritten::default();
         let mut slots = std::mem::take(&mut self.sort_scratch);
         let (mut key, mut group_key, mut record) = (
@@ -236,13 +259,18 @@ impl PendingDelta {
             Vec::with_capacity(32),
             Vec::with_capacity(256),
         );
-        let mut emit_one =
-            |series: &SeriesLayout, size_ms: i64, group_key: &[u8], start: i64, record: &[u8]| {
-                bucket_key(&mut key, series.number, group_key, size_ms, start);
+        let mut emit_one = |series: &SeriesLayout,
+                            size_ms: i64,
+                            group_key: &[u8],
+                            start: i64,
+                            record: Option<&[u8]>| {
+            bucket_key(&mut key, series.number, group_key, size_ms, start);
+            if let Some(record) = record {
                 written.buckets += 1;
                 written.bytes += (key.len() + record.len()) as u64;
-                emit(&key, record);
-            };
+            }
+            emit(&key, record);
+        };
         let interned_bytes = &self.interned_bytes;
         let mut order: Vec<usize> = (0..self.layouts.len().min(series.len())).collect();
         order.sort_unstable_by_key(|&i| series[i].number);
@@ -254,6 +282,9 @@ impl PendingDelta {
                     LayoutDelta::Summaries { ints, interned } => {
                         let mut write = |slot: &BucketSlot<NumericSummary>, group_key: &[u8]| {
                             if slot.value.is_empty() {
+                                if with_empty {
+                                    emit_one(series, size_ms, group_key, slot.start, None);
+                                }
                                 return;
                             }
                             record.clear();
@@ -261,7 +292,7 @@ impl PendingDelta {
                                 slot.value
                                     .encode_state(&series.rules[r].aggregation, &mut record);
                             }
-                            emit_one(series, size_ms, group_key, slot.start, &record);
+                            emit_one(series, size_ms, group_key, slot.start, Some(&record));
                         };
                         slots.clear();
                         slots.extend(ints.iter().copied());
@@ -332,6 +363,10 @@ impl PendingDelta {
                             let slot = slot as usize;
                             let states = &mut states[slot * stride..(slot + 1) * stride];
                             if states.iter().all(AggState::is_empty) {
+                                if with_empty {
+                                    group_key_of(interned_bytes, token, &mut group_key);
+                                    emit_one(series, size_ms, &group_key, start, None);
+                                }
                                 continue;
                             }
                             record.clear();
@@ -341,7 +376,7 @@ impl PendingDelta {
                                 .iter_mut()
                                 .for_each(|state| state.encode_compacting(&mut record));
                             group_key_of(interned_bytes, token, &mut group_key);
-                            emit_one(series, size_ms, &group_key, start, &record);
+                            emit_one(series, size_ms, &group_key, start, Some(&record));
                         }
                     }
                 }

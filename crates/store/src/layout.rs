@@ -189,6 +189,18 @@ impl SeriesLayout {
     }
 }
 
+impl SeriesLayout {
+    /// This series with only the layouts of the given bucket sizes, for a fold that
+    /// feeds those alone (a backfill). Its `rule_slots` still index the full layout
+    /// list: the copy folds and writes records, it is never read through.
+    pub(crate) fn restricted_to(&self, bucket_sizes_ms: &[i64]) -> SeriesLayout {
+        let mut copy = self.clone();
+        copy.layouts
+            .retain(|layout| bucket_sizes_ms.contains(&layout.span.size_ms()));
+        copy
+    }
+}
+
 fn build_rule(
     spec: &AggregationSpec,
     kind: ValueKind,

@@ -2,6 +2,7 @@
 //! with source positions, dead letters and resolver states, window reads over many keys
 //! and rules, and retention.
 
+pub mod backfill;
 mod bucket_table;
 mod bulk;
 pub mod commit;
@@ -15,9 +16,11 @@ pub mod read_only;
 pub mod reads;
 pub mod record;
 mod retention;
+pub mod runs;
 mod sources;
 pub mod store;
 
+pub use backfill::{Backfill, BackfillLayout, BackfillOptions, BackfillRange, BackfillReport};
 pub use commit::{CommitRecords, CommitReport, IngestReport};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use fold::{KeyColumn, SeriesBatch, ValueColumn, NULL_CODE};
@@ -27,4 +30,5 @@ pub use meta::{
 };
 pub use options::{Clock, CommitMode, StoreOptions};
 pub use reads::{Explanation, StoredBucket, WindowAnswer, WindowRead};
+pub use runs::BackfillRunRecord;
 pub use store::{BucketStore, OpenReport};

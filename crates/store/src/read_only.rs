@@ -89,6 +89,7 @@ impl BucketStore {
             bulk: Default::default(),
             retention: Default::default(),
             options,
+            backfills_started: Default::default(),
         };
         store.check_format(true)?;
         let mut report = OpenReport::default();

@@ -18,6 +18,7 @@ use rocksdb::{
 };
 use tessera_core::STATE_FORMAT_VERSION;
 
+use crate::backfill::BACKFILL_DIR;
 use crate::bulk::{reset_dir, BulkRecords};
 use crate::error::{invalid_description, StoreError, StoreErrorKind, StoreResult};
 use crate::fold::PendingDelta;
@@ -66,6 +67,8 @@ pub struct BucketStore {
     pub(crate) bulk: BulkRecords,
     pub(crate) retention: SharedRetention,
     pub(crate) options: StoreOptions,
+    /// Backfills begun by this opening, to name their staging directories.
+    pub(crate) backfills_started: std::sync::atomic::AtomicU64,
 }
 
 impl BucketStore {
@@ -155,9 +158,12 @@ impl BucketStore {
             bulk: BulkRecords::default(),
             retention,
             options,
+            backfills_started: std::sync::atomic::AtomicU64::new(0),
         };
         store.check_format(exists)?;
         reset_dir(&store.path.join(BULK_DIR))?;
+        // A backfill that did not finish was never part of the store.
+        reset_dir(&store.path.join(BACKFILL_DIR))?;
         let report = store.register(description)?;
         Ok((store, report))
     }

@@ -1,0 +1,259 @@
+/**
+ * The SQL form of a batch resolver: a DuckDB query, wrapped so that DuckDB returns only
+ * the class's columns, in shapes the row conversion reads fast (numbers and times as
+ * DOUBLE, epoch milliseconds for times), and only the rows of the run's time range
+ * (compared on the feature-time column in its own type, so DuckDB can prune files and
+ * row groups). Values are not checked here: the batches go through the one conversion
+ * path of every ingest (`ts/api/ingest.ts`), which names the column and the row.
+ *
+ * One DuckDB database per backfill run, closed with it.
+ */
+
+import { importOptionalPeer } from '../optional-peer.js';
+import type { ClassPlan } from '../planner/types.js';
+import type { BatchColumns, BatchRun } from './resolver.js';
+
+type DuckDB = typeof import('@duckdb/node-api');
+type Connection = Awaited<ReturnType<InstanceType<DuckDB['DuckDBInstance']>['connect']>>;
+
+/** Rows handed to the conversion at once. */
+const BATCH_ROWS = 65_536;
+/** The largest integer a double holds exactly. */
+const MAX_SAFE = '9007199254740991';
+
+const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/** A DuckDB database for one run. */
+export class SqlRunner {
+  private constructor(
+    private readonly instance: { closeSync(): void },
+    private readonly connection: Connection,
+  ) {}
+
+  /** Opens an in-memory database (DuckDB reads the files the queries name). */
+  static async open(): Promise<SqlRunner> {
+    const api = await importOptionalPeer(
+      '@duckdb/node-api',
+      'A SQL batch resolver',
+      () => import('@duckdb/node-api'),
+    );
+    const instance = await api.DuckDBInstance.create(':memory:');
+    const connection = await instance.connect();
+    await connection.run("SET TimeZone = 'UTC'").catch(() => undefined);
+    return new SqlRunner(instance, connection);
+  }
+
+  close(): void {
+    this.connection.closeSync();
+    this.instance.closeSync();
+  }
+
+  /** The result columns of `sql`: name -> DuckDB type. */
+  async describe(sql: string): Promise<Map<string, string>> {
+    const reader = await this.connection.runAndReadAll(
+      `DESCRIBE SELECT * FROM (${stripSemicolon(sql)}) AS tessera_source`,
+    );
+    const out = new Map<string, string>();
+    for (const row of reader.getRowObjectsJS()) {
+      out.set(String(row.column_name), String(row.column_type));
+    }
+    return out;
+  }
+
+  /** The query that reads the run's rows of `sql` for class `cls`. */
+  async plan(sql: string, cls: ClassPlan, run: BatchRun): Promise<SqlPlan> {
+    const types = await this.describe(sql);
+    const select: string[] = [];
+    const columns: SqlColumn[] = [];
+    for (const column of cls.columns) {
+      const type = types.get(column.name);
+      if (type === undefined) continue;
+      const c = quote(column.name);
+      const kind = column.type.kind;
+      let expression: string;
+      let shape: SqlColumn['shape'];
+      if (isTimeType(type)) {
+        expression = `CAST(epoch_ms(${c}) AS DOUBLE)`;
+        shape = 'number';
+      } else if (isNumericType(type) || type === 'BOOLEAN') {
+        expression = `CAST(${c} AS DOUBLE)`;
+        shape = 'number';
+      } else if (kind === 'vector' && /\[\d*\]$/.test(type)) {
+        expression = `CAST(${c} AS DOUBLE[])`;
+        shape = 'list';
+      } else if (type === 'VARCHAR') {
+        expression = c;
+        shape = 'string';
+      } else {
+        // Anything else reaches the conversion as text, which refuses it by name.
+        expression = `CAST(${c} AS VARCHAR)`;
+        shape = 'string';
+      }
+      columns.push({ name: column.name, shape, unsafe: null });
+      select.push(`${expression} AS ${c}`);
+      if (kind === 'int' && isWideIntegerType(type)) {
+        // A 64-bit integer past 2^53 would be rounded by DOUBLE: carry it as text so the
+        // conversion refuses it with its row.
+        const alias = `tessera_unsafe_${columns.length}`;
+        columns[columns.length - 1] = { name: column.name, shape, unsafe: alias };
+        select.push(
+          `CASE WHEN abs(${c}) > ${MAX_SAFE} THEN CAST(${c} AS VARCHAR) END AS ${quote(alias)}`,
+        );
+      }
+    }
+    const time = cls.featureTime;
+    const where: string[] = [];
+    const timeType = time === null ? undefined : types.get(time);
+    if (time !== null && timeType !== undefined) {
+      const c = quote(time);
+      const [lo, hi] = [run.lowerBoundMs, run.upperBoundMs];
+      if (timeType === 'TIMESTAMP' || timeType === 'DATETIME') {
+        where.push(
+          `${c} >= make_timestamp(${lo * 1000}::BIGINT)`,
+          `${c} < make_timestamp(${hi * 1000}::BIGINT)`,
+        );
+      } else if (timeType === 'TIMESTAMP WITH TIME ZONE' || timeType === 'TIMESTAMPTZ') {
+        where.push(`${c} >= to_timestamp(${lo / 1000})`, `${c} < to_timestamp(${hi / 1000})`);
+      } else if (isTimeType(timeType)) {
+        where.push(`epoch_ms(${c}) >= ${lo}`, `epoch_ms(${c}) < ${hi}`);
+      } else if (isNumericType(timeType)) {
+        where.push(`${c} >= ${lo}`, `${c} < ${hi}`);
+      }
+      // Text times are compared after conversion, by the backfill itself.
+    }
+    const source = `(${stripSemicolon(sql)}) AS tessera_source`;
+    const filter = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
+    return {
+      query: `SELECT ${select.join(', ') || '1 AS tessera_empty'} FROM ${source}${filter}`,
+      count: `SELECT count(*) AS n FROM ${source}${filter}`,
+      columns,
+    };
+  }
+
+  /** How many rows `plan` reads. */
+  async count(plan: SqlPlan): Promise<number> {
+    const reader = await this.connection.runAndReadAll(plan.count);
+    const n = reader.getRowObjectsJS()[0]?.n;
+    return Number(n ?? 0);
+  }
+
+  /** The rows of `plan`, in batches of columns. */
+  async *batches(plan: SqlPlan): AsyncGenerator<BatchColumns> {
+    const result = await this.connection.stream(plan.query);
+    const chunks: {
+      rowCount: number;
+      getColumnVector(i: number): { getItem(i: number): unknown };
+    }[] = [];
+    let pending = 0;
+    const flush = (): BatchColumns => {
+      const out = gather(plan, chunks, pending);
+      chunks.length = 0;
+      pending = 0;
+      return out;
+    };
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (chunk === null || chunk.rowCount === 0) break;
+      chunks.push(chunk);
+      pending += chunk.rowCount;
+      if (pending >= BATCH_ROWS) yield flush();
+    }
+    if (pending > 0) yield flush();
+  }
+}
+
+/** A wrapped query and how to read its columns. */
+export interface SqlPlan {
+  readonly query: string;
+  readonly count: string;
+  readonly columns: readonly SqlColumn[];
+}
+
+interface SqlColumn {
+  readonly name: string;
+  readonly shape: 'number' | 'string' | 'list';
+  /** The alias of the text of values past 2^53, for 64-bit integer columns. */
+  readonly unsafe: string | null;
+}
+
+/** One batch of columns from DuckDB chunks. */
+function gather(
+  plan: SqlPlan,
+  chunks: readonly {
+    rowCount: number;
+    getColumnVector(i: number): { getItem(i: number): unknown };
+  }[],
+  rows: number,
+): BatchColumns {
+  const out: Record<string, ArrayLike<unknown>> = {};
+  let vectorIndex = 0;
+  for (const column of plan.columns) {
+    const at = vectorIndex++;
+    const unsafeAt = column.unsafe === null ? -1 : vectorIndex++;
+    if (column.shape === 'number') {
+      const values = new Float64Array(rows);
+      let i = 0;
+      let unsafe: (string | null)[] | null = null;
+      for (const chunk of chunks) {
+        const vector = chunk.getColumnVector(at);
+        const n = chunk.rowCount;
+        for (let r = 0; r < n; r++) {
+          const v = vector.getItem(r);
+          values[i + r] = v === null ? Number.NaN : (v as number);
+        }
+        if (unsafeAt >= 0) {
+          const texts = chunk.getColumnVector(unsafeAt);
+          for (let r = 0; r < n; r++) {
+            const t = texts.getItem(r);
+            if (t !== null) {
+              unsafe ??= [];
+              unsafe[i + r] = String(t);
+            }
+          }
+        }
+        i += n;
+      }
+      if (unsafe === null) {
+        out[column.name] = values;
+      } else {
+        // Plain values, with the exact integers that do not fit a double as bigints.
+        const mixed: unknown[] = Array.from(values, (v) => (Number.isNaN(v) ? null : v));
+        unsafe.forEach((t, r) => {
+          if (t !== undefined && t !== null) mixed[r] = BigInt(t);
+        });
+        out[column.name] = mixed;
+      }
+    } else {
+      const values: unknown[] = new Array(rows);
+      let i = 0;
+      for (const chunk of chunks) {
+        const vector = chunk.getColumnVector(at);
+        for (let r = 0; r < chunk.rowCount; r++) {
+          const v = vector.getItem(r);
+          values[i++] =
+            column.shape === 'list' && v !== null ? [...(v as { items: unknown[] }).items] : v;
+        }
+      }
+      out[column.name] = values;
+    }
+  }
+  return out;
+}
+
+function stripSemicolon(sql: string): string {
+  return sql.trim().replace(/;\s*$/, '');
+}
+
+function isTimeType(type: string): boolean {
+  return type.startsWith('TIMESTAMP') || type === 'DATE' || type === 'DATETIME';
+}
+
+function isNumericType(type: string): boolean {
+  return /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|REAL|DECIMAL(\(\d+,\s*\d+\))?)$/.test(
+    type,
+  );
+}
+
+function isWideIntegerType(type: string): boolean {
+  return /^(BIGINT|HUGEINT|UBIGINT|UHUGEINT|DECIMAL.*)$/.test(type);
+}
