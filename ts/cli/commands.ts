@@ -5,6 +5,7 @@
 import type { Command } from './command.js';
 import { aggregateBackfill } from './commands/aggregate-backfill.js';
 import { aggregateList } from './commands/aggregate-list.js';
+import { aggregateSchedules } from './commands/aggregate-schedules.js';
 import { deadletters } from './commands/deadletters.js';
 import { demo } from './commands/demo.js';
 import { serve } from './commands/serve.js';
@@ -13,6 +14,7 @@ import { serve } from './commands/serve.js';
 export const commands: readonly Command[] = [
   aggregateList,
   aggregateBackfill,
+  aggregateSchedules,
   demo,
   deadletters,
   serve,

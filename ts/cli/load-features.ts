@@ -3,6 +3,10 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type BatchResolver, isBatchResolver } from '../batch/resolver.js';
+import {
+  isScheduledAggregateBackfill,
+  type ScheduledAggregateBackfillJob,
+} from '../batch/schedules.js';
 import { type AnyFeatureClass, isFeatureClass } from '../dsl/feature-class.js';
 import { UsageError } from './command.js';
 
@@ -11,6 +15,8 @@ export interface FeatureModule {
   readonly classes: AnyFeatureClass[];
   /** Exported batch resolvers (`makeBatchResolver`), for backfills. */
   readonly batchResolvers: BatchResolver[];
+  /** Exported scheduled backfill jobs (`ScheduledAggregateBackfill`). */
+  readonly scheduledBackfills: ScheduledAggregateBackfillJob[];
 }
 
 /**
@@ -24,7 +30,8 @@ export async function loadFeatureClasses(path: string, cwd: string): Promise<Any
 
 /**
  * Imports the module at `path` (relative to `cwd`): its feature classes (as
- * {@link loadFeatureClasses} finds them) and its batch resolvers, found the same way.
+ * {@link loadFeatureClasses} finds them), batch resolvers and scheduled backfills, found
+ * the same way.
  */
 export async function loadFeatureModule(path: string, cwd: string): Promise<FeatureModule> {
   const file = resolve(cwd, path);
@@ -42,9 +49,11 @@ export async function loadFeatureModule(path: string, cwd: string): Promise<Feat
   }
   const found = new Set<AnyFeatureClass>();
   const resolvers = new Set<BatchResolver>();
+  const schedules = new Set<ScheduledAggregateBackfillJob>();
   const take = (value: unknown): boolean => {
     if (isFeatureClass(value)) found.add(value);
     else if (isBatchResolver(value)) resolvers.add(value);
+    else if (isScheduledAggregateBackfill(value)) schedules.add(value);
     else return false;
     return true;
   };
@@ -61,5 +70,9 @@ export async function loadFeatureModule(path: string, cwd: string): Promise<Feat
       `${file} exports no feature classes (export the results of features(...))`,
     );
   }
-  return { classes: [...found], batchResolvers: [...resolvers] };
+  return {
+    classes: [...found],
+    batchResolvers: [...resolvers],
+    scheduledBackfills: [...schedules],
+  };
 }
