@@ -159,6 +159,20 @@ describe('bucket sizes', () => {
     );
   });
 
+  it('refuses a continuous buffer, which this version cannot serve', () => {
+    const diagnostics = diagnose(
+      userWith((user) => ({
+        total: windowed('7d', {
+          materialization: { bucketDuration: '1d', continuousBufferDuration: '36h' },
+          expression: sumAmount(user),
+        }),
+      })),
+    );
+    expect(one(diagnostics, 'unsupported_option', 'user.total').message).toBe(
+      'user.total: materialization.continuousBufferDuration is not supported by this version of Tessera (windows are served from their buckets alone); remove it',
+    );
+  });
+
   it('warns about buckets longer than the window', () => {
     const d = one(
       diagnose(

@@ -172,15 +172,15 @@ describe('what each example pins', () => {
     expect(rules.map((r) => r.bucketsKept)).toEqual([31, 37]);
   });
 
-  it('cron backfill schedule and continuous buffer', () => {
+  it('cron backfill schedule', () => {
     const p = planOf(cronBackfill);
     expect(p.features[0]?.materialization).toEqual({
       bucketOriginMs: 0,
       backfillSchedule: { kind: 'cron', expression: '0 0 * * *' },
       backfillTags: [],
-      continuousBufferMs: 36 * HOUR,
+      continuousBufferMs: null,
     });
-    expect(p.reads.map((r) => r.continuousBufferMs)).toEqual([36 * HOUR, 36 * HOUR]);
+    expect(p.reads.map((r) => r.continuousBufferMs)).toEqual([null, null]);
     expect(p.series[0]?.retentionMs).toBe(90 * DAY);
   });
 
