@@ -127,11 +127,17 @@ export interface MaterializationConfig {
   readonly bucketDurations?: Readonly<Record<string, string | readonly string[]>>;
   /** Bucket origin: a `Date`, an ISO-8601 string or epoch milliseconds (default: epoch). */
   readonly bucketStart?: Date | string | number;
-  /** Cron expression (`'0 0 * * *'`) or duration (`'1h'`) for scheduled backfills. */
+  /**
+   * Cron expression (`'0 0 * * *'`, UTC) or duration (`'1h'`) on which the feature is
+   * backfilled by `tessera.schedules` (docs/semantics.md section 10).
+   */
   readonly backfillSchedule?: string;
-  /** The most recent part of a window to compute from raw events, e.g. `'36h'`. */
+  /**
+   * The most recent part of a window to compute from raw events. Not supported by this
+   * version: a non-zero buffer is a definition error (`unsupported_option`).
+   */
   readonly continuousBufferDuration?: string;
-  /** One scheduled backfill per tag set: `[[], ['source:a'], ['source:b']]`. */
+  /** One scheduled backfill job per tag set: `[[], ['source:a'], ['source:b']]`. */
   readonly backfillTags?: readonly (readonly string[])[];
 }
 
