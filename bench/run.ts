@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { backfillScenarios } from './backfill.js';
 import type { BenchContext, ScenarioResult } from './harness.js';
 import { ingestScenarios } from './ingest.js';
 import { queryScenarios } from './query.js';
@@ -32,6 +33,7 @@ const groups = {
   query: queryScenarios,
   stream: streamScenarios,
   sketches: sketchScenarios,
+  backfill: backfillScenarios,
   serve: serveScenarios,
 };
 for (const [name, group] of Object.entries(groups)) {

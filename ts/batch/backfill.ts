@@ -139,6 +139,8 @@ interface ResolvedRun {
   readonly tags: readonly string[];
   /** Series rebuilt per namespace. */
   readonly seriesByNamespace: ReadonlyMap<string, ReadonlySet<string>>;
+  /** The columns those series read, per namespace (what a SQL resolver selects). */
+  readonly columnsByNamespace: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 function featureName(f: FeaturePlan): string {
@@ -285,10 +287,18 @@ function resolveRun(context: BackfillContext, options: BackfillOptions): Resolve
   });
 
   const seriesByNamespace = new Map<string, Set<string>>();
+  const columnsByNamespace = new Map<string, Set<string>>();
   for (const e of entries) {
     const set = seriesByNamespace.get(e.series.namespace) ?? new Set<string>();
     set.add(e.series.id);
     seriesByNamespace.set(e.series.namespace, set);
+    const columns = columnsByNamespace.get(e.series.namespace) ?? new Set<string>();
+    const s = e.series;
+    for (const c of [...s.groupKey, s.timeColumn, s.column?.name, s.by?.name]) {
+      if (c !== undefined) columns.add(c);
+    }
+    for (const f of s.filters) columns.add(f.column);
+    columnsByNamespace.set(e.series.namespace, columns);
   }
   const resolvers: BatchResolver[] = [];
   for (const namespace of seriesByNamespace.keys()) {
@@ -315,7 +325,16 @@ function resolveRun(context: BackfillContext, options: BackfillOptions): Resolve
     upperBoundMs: toMs,
     tags: Object.freeze([...tags]),
   });
-  return { features, ranges, layouts, resolvers, run, tags, seriesByNamespace };
+  return {
+    features,
+    ranges,
+    layouts,
+    resolvers,
+    run,
+    tags,
+    seriesByNamespace,
+    columnsByNamespace,
+  };
 }
 
 /** A batch resolver's rows for a run, as batches of rows or columns. */
@@ -324,13 +343,14 @@ async function* resolverBatches(
   context: BackfillContext,
   run: BatchRun,
   sql: () => Promise<SqlRunner>,
+  columns: ReadonlySet<string> | undefined,
 ): AsyncGenerator<BatchRows> {
   const source = resolver.source;
   if (source.kind === 'sql') {
     const runner = await sql();
     const text = typeof source.sql === 'string' ? source.sql : source.sql(run);
     const cls = classPlan(context.plan, resolver.namespace);
-    yield* runner.batches(await runner.plan(text, cls, run));
+    yield* runner.batches(await runner.plan(text, cls, run, columns));
   } else if (source.kind === 'rows') {
     yield* source.rows(run);
   } else {
@@ -350,7 +370,8 @@ async function countRows(
   if (source.kind === 'sql') {
     const runner = await sql();
     const text = typeof source.sql === 'string' ? source.sql : source.sql(run);
-    return runner.count(await runner.plan(text, classPlan(context.plan, resolver.namespace), run));
+    const cls = classPlan(context.plan, resolver.namespace);
+    return runner.count(await runner.plan(text, cls, run, new Set([cls.featureTime ?? ''])));
   }
   if (source.kind === 'columns') {
     const given = typeof source.columns === 'function' ? await source.columns(run) : source.columns;
@@ -472,34 +493,57 @@ export async function runBackfill(
       options.spillBuckets === undefined ? undefined : { spillBuckets: options.spillBuckets },
     );
     const rowsPerResolver: Record<string, number> = {};
+    // One fold in flight while the next batch is read and converted: the native fold runs
+    // on the libuv pool, so reading and folding overlap.
+    let inflight: Promise<unknown> | null = null;
+    const settle = async () => {
+      const pending = inflight;
+      inflight = null;
+      if (pending !== null) await pending;
+    };
     for (const resolver of resolved.resolvers) {
       current = resolver.name;
       const ingest = context.classIngest(resolver.namespace);
       const only = resolved.seriesByNamespace.get(resolver.namespace);
+      const columns = resolved.columnsByNamespace.get(resolver.namespace);
       let offset = 0;
-      for await (const batch of resolverBatches(resolver, context, resolved.run, session.get)) {
-        let prepared: ReturnType<ClassIngest['prepare']>;
-        try {
-          prepared = ingest.prepare(batch, undefined, only);
-        } catch (error) {
-          throw rowError(resolver, error, offset);
-        }
-        if (prepared.batches.length > 0) {
+      try {
+        for await (const batch of resolverBatches(
+          resolver,
+          context,
+          resolved.run,
+          session.get,
+          columns,
+        )) {
+          let prepared: ReturnType<ClassIngest['prepare']>;
           try {
-            await native.foldAsync(prepared.batches);
+            prepared = ingest.prepare(batch, undefined, only);
           } catch (error) {
-            throw new BackfillError(
-              `backfill: batch resolver ${resolver.name}, rows ${offset}..${offset + prepared.rows - 1}: ${(error as Error).message}`,
-              { cause: error },
-            );
+            throw rowError(resolver, error, offset);
+          }
+          await settle();
+          if (prepared.batches.length > 0) {
+            const first = offset;
+            const last = offset + prepared.rows - 1;
+            const run = native;
+            inflight = run.foldAsync(prepared.batches).catch((error: unknown) => {
+              throw new BackfillError(
+                `backfill: batch resolver ${resolver.name}, rows ${first}..${last}: ${(error as Error).message}`,
+                { cause: error },
+              );
+            });
+          }
+          offset += prepared.rows;
+          rows += prepared.rows;
+          progress('reading');
+          if (options.signal?.aborted === true) {
+            throw new BackfillError('backfill canceled, nothing applied');
           }
         }
-        offset += prepared.rows;
-        rows += prepared.rows;
-        progress('reading');
-        if (options.signal?.aborted === true) {
-          throw new BackfillError('backfill canceled, nothing applied');
-        }
+        await settle();
+      } catch (error) {
+        await settle().catch(() => undefined);
+        throw error;
       }
       rowsPerResolver[resolver.name] = offset;
     }

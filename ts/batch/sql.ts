@@ -9,11 +9,14 @@
  * One DuckDB database per backfill run, closed with it.
  */
 
+import { createRequire } from 'node:module';
 import { importOptionalPeer } from '../optional-peer.js';
 import type { ClassPlan } from '../planner/types.js';
 import type { BatchColumns, BatchRun } from './resolver.js';
 
 type DuckDB = typeof import('@duckdb/node-api');
+type Bindings = typeof import('@duckdb/node-bindings');
+type RawChunk = InstanceType<DuckDB['DuckDBDataChunk']>;
 type Connection = Awaited<ReturnType<InstanceType<DuckDB['DuckDBInstance']>['connect']>>;
 
 /** Rows handed to the conversion at once. */
@@ -28,6 +31,7 @@ export class SqlRunner {
   private constructor(
     private readonly instance: { closeSync(): void },
     private readonly connection: Connection,
+    private readonly bindings: Bindings,
   ) {}
 
   /** Opens an in-memory database (DuckDB reads the files the queries name). */
@@ -37,10 +41,15 @@ export class SqlRunner {
       'A SQL batch resolver',
       () => import('@duckdb/node-api'),
     );
+    // The C API binding under @duckdb/node-api, resolved from it: its vectors are read as
+    // whole typed arrays rather than one value at a time.
+    const bindings = createRequire(createRequire(import.meta.url).resolve('@duckdb/node-api'))(
+      '@duckdb/node-bindings',
+    ) as Bindings;
     const instance = await api.DuckDBInstance.create(':memory:');
     const connection = await instance.connect();
     await connection.run("SET TimeZone = 'UTC'").catch(() => undefined);
-    return new SqlRunner(instance, connection);
+    return new SqlRunner(instance, connection, bindings);
   }
 
   close(): void {
@@ -61,13 +70,18 @@ export class SqlRunner {
   }
 
   /** The query that reads the run's rows of `sql` for class `cls`. */
-  async plan(sql: string, cls: ClassPlan, run: BatchRun): Promise<SqlPlan> {
+  async plan(
+    sql: string,
+    cls: ClassPlan,
+    run: BatchRun,
+    needed?: ReadonlySet<string>,
+  ): Promise<SqlPlan> {
     const types = await this.describe(sql);
     const select: string[] = [];
     const columns: SqlColumn[] = [];
     for (const column of cls.columns) {
       const type = types.get(column.name);
-      if (type === undefined) continue;
+      if (type === undefined || (needed !== undefined && !needed.has(column.name))) continue;
       const c = quote(column.name);
       const kind = column.type.kind;
       let expression: string;
@@ -140,13 +154,10 @@ export class SqlRunner {
   /** The rows of `plan`, in batches of columns. */
   async *batches(plan: SqlPlan): AsyncGenerator<BatchColumns> {
     const result = await this.connection.stream(plan.query);
-    const chunks: {
-      rowCount: number;
-      getColumnVector(i: number): { getItem(i: number): unknown };
-    }[] = [];
+    const chunks: RawChunk[] = [];
     let pending = 0;
     const flush = (): BatchColumns => {
-      const out = gather(plan, chunks, pending);
+      const out = gather(plan, chunks, pending, this.bindings);
       chunks.length = 0;
       pending = 0;
       return out;
@@ -179,11 +190,9 @@ interface SqlColumn {
 /** One batch of columns from DuckDB chunks. */
 function gather(
   plan: SqlPlan,
-  chunks: readonly {
-    rowCount: number;
-    getColumnVector(i: number): { getItem(i: number): unknown };
-  }[],
+  chunks: readonly RawChunk[],
   rows: number,
+  bindings: Bindings,
 ): BatchColumns {
   const out: Record<string, ArrayLike<unknown>> = {};
   let vectorIndex = 0;
@@ -195,13 +204,12 @@ function gather(
       let i = 0;
       let unsafe: (string | null)[] | null = null;
       for (const chunk of chunks) {
-        const vector = chunk.getColumnVector(at);
         const n = chunk.rowCount;
-        for (let r = 0; r < n; r++) {
-          const v = vector.getItem(r);
-          values[i + r] = v === null ? Number.NaN : (v as number);
-        }
-        if (unsafeAt >= 0) {
+        copyDoubles(bindings, bindings.data_chunk_get_vector(chunk.chunk, at), n, values, i);
+        if (
+          unsafeAt >= 0 &&
+          !allNull(bindings, bindings.data_chunk_get_vector(chunk.chunk, unsafeAt), n)
+        ) {
           const texts = chunk.getColumnVector(unsafeAt);
           for (let r = 0; r < n; r++) {
             const t = texts.getItem(r);
@@ -238,6 +246,46 @@ function gather(
     }
   }
   return out;
+}
+
+/** Whether the first `n` values of a vector are all null (its validity bits all clear). */
+function allNull(
+  bindings: Bindings,
+  vector: ReturnType<Bindings['data_chunk_get_vector']>,
+  n: number,
+): boolean {
+  const validity = bindings.vector_get_validity(vector, Math.ceil(n / 64) * 8);
+  if (!validity) return false;
+  for (let i = 0; i < Math.ceil(n / 8); i++) {
+    const byte = validity[i] as number;
+    const used = i === Math.ceil(n / 8) - 1 && n % 8 !== 0 ? (1 << (n % 8)) - 1 : 0xff;
+    if ((byte & used) !== 0) return false;
+  }
+  return true;
+}
+
+/** Copies `n` doubles of a DOUBLE vector into `out` at `at`, nulls as NaN. */
+function copyDoubles(
+  bindings: Bindings,
+  vector: ReturnType<Bindings['data_chunk_get_vector']>,
+  n: number,
+  out: Float64Array,
+  at: number,
+): void {
+  const data = bindings.vector_get_data(vector, n * 8);
+  out.set(new Float64Array(data.buffer, data.byteOffset, n), at);
+  const words = Math.ceil(n / 64);
+  const validity = bindings.vector_get_validity(vector, words * 8);
+  if (!validity) return;
+  const bits = new Uint32Array(validity.buffer, validity.byteOffset, words * 2);
+  for (let w = 0; w < bits.length; w++) {
+    const word = bits[w] as number;
+    if (word === 0xffff_ffff) continue;
+    for (let b = 0; b < 32; b++) {
+      const r = w * 32 + b;
+      if (r < n && (word & (1 << b)) === 0) out[at + r] = Number.NaN;
+    }
+  }
 }
 
 function stripSemicolon(sql: string): string {

@@ -19,6 +19,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use rocksdb::{IngestExternalFileOptions, SstFileWriter};
 
@@ -192,13 +194,14 @@ impl BucketStore {
         })?;
         Ok(Backfill {
             dir,
-            series,
+            series: Arc::new(series),
             by_id,
-            bounds,
+            bounds: Arc::new(bounds),
             from_ms: ranges.iter().map(|r| r.start_ms).min().unwrap_or(0),
             to_ms: ranges.iter().map(|r| r.end_ms).max().unwrap_or(0),
             delta: PendingDelta::default(),
-            records: BulkRecords::default(),
+            spare: None,
+            spilling: None,
             spill_buckets: options.spill_buckets.max(1),
             deletions: Vec::new(),
             data: Vec::new(),
@@ -209,22 +212,51 @@ impl BucketStore {
 
 /// A backfill in progress: rows folded and spilled, not yet visible. Dropping it without
 /// [`Backfill::finish`] discards it.
+///
+/// A spill is written by a thread of its own while the next rows fold, one spill at a
+/// time, so that folding and writing table files overlap; its delta and record buffer
+/// come back for the spill after.
 pub struct Backfill {
     dir: PathBuf,
     /// The series the run rebuilds, each restricted to the layouts it replaces.
-    series: Vec<SeriesLayout>,
+    series: Arc<Vec<SeriesLayout>>,
     by_id: HashMap<String, usize>,
     /// (series number, bucket size) -> the replaced range of bucket starts.
-    bounds: HashMap<(u32, i64), (i64, i64)>,
+    bounds: Arc<Bounds>,
     /// The run's range: from the earliest start to the latest end of its layouts.
     from_ms: i64,
     to_ms: i64,
     delta: PendingDelta,
-    records: BulkRecords,
+    /// The buffers of the last finished spill, for the next one.
+    spare: Option<(PendingDelta, BulkRecords)>,
+    spilling: Option<JoinHandle<StoreResult<SpillDone>>>,
     spill_buckets: usize,
     deletions: Vec<PathBuf>,
     data: Vec<PathBuf>,
     report: BackfillReport,
+}
+
+type Bounds = HashMap<(u32, i64), (i64, i64)>;
+
+/// What one spill needs, owned, so that it can run on a thread of its own.
+struct SpillJob {
+    delta: PendingDelta,
+    records: BulkRecords,
+    series: Arc<Vec<SeriesLayout>>,
+    bounds: Arc<Bounds>,
+    deletions_path: PathBuf,
+    data_path: PathBuf,
+}
+
+/// What a spill wrote, and its buffers back (cleared).
+struct SpillDone {
+    delta: PendingDelta,
+    records: BulkRecords,
+    deletions: Option<PathBuf>,
+    data: Option<PathBuf>,
+    buckets_written: u64,
+    bytes_written: u64,
+    key_ranges_cleared: u64,
 }
 
 impl Backfill {
@@ -287,7 +319,7 @@ impl Backfill {
         }
         let folded = self.delta.rows() - before;
         if self.delta.bucket_count() >= self.spill_buckets {
-            self.spill()?;
+            self.spill(true)?;
         }
         Ok(folded)
     }
@@ -297,87 +329,60 @@ impl Backfill {
         self.report.rows + self.delta.rows()
     }
 
-    /// Writes the folded buckets out as a deletion file and a data file.
-    fn spill(&mut self) -> StoreResult<()> {
-        self.report.rows += self.delta.rows();
-        let records = &mut self.records;
-        records.clear();
-        self.delta
-            .write_records_and_empty(&self.series, |key, record| {
-                records.push(key, record.unwrap_or_default())
-            });
-        self.delta.clear();
-        if records.len() == 0 {
+    /// Hands the folded buckets to a spill, on a thread of its own (`background`) or on
+    /// this one, after the spill before it has finished.
+    fn spill(&mut self, background: bool) -> StoreResult<()> {
+        self.join_spill()?;
+        if self.delta.bucket_count() == 0 {
             return Ok(());
         }
+        self.report.rows += self.delta.rows();
+        let (fresh, records) = self.spare.take().unwrap_or_default();
+        let delta = std::mem::replace(&mut self.delta, fresh);
         let number = self.report.spills;
         self.report.spills += 1;
-        let options = table_file_options();
-        let deletions_path = self.dir.join(format!("{number:06}-deletions.sst"));
-        let data_path = self.dir.join(format!("{number:06}-data.sst"));
-        let mut deletions = SstFileWriter::create(&options);
-        deletions.open(&deletions_path)?;
-        let mut data = SstFileWriter::create(&options);
-        data.open(&data_path)?;
-        let (mut has_deletions, mut has_data) = (false, false);
-        let mut last_prefix: Vec<u8> = Vec::new();
-        let (mut from, mut to) = (Vec::with_capacity(64), Vec::with_capacity(64));
-        for (key, record) in records.sorted() {
-            let parts = parse_bucket_key(key).expect("the fold writes bucket keys");
-            let Some(&(start, end)) = self.bounds.get(&(parts.series, parts.size_ms)) else {
-                continue;
-            };
-            let prefix = &key[..key.len() - 8];
-            if prefix != last_prefix.as_slice() {
-                last_prefix.clear();
-                last_prefix.extend_from_slice(prefix);
-                if end > start {
-                    bucket_key(
-                        &mut from,
-                        parts.series,
-                        parts.group_key,
-                        parts.size_ms,
-                        start,
-                    );
-                    bucket_key(&mut to, parts.series, parts.group_key, parts.size_ms, end);
-                    deletions.delete_range(&from, &to)?;
-                    has_deletions = true;
-                    self.report.key_ranges_cleared += 1;
-                }
-            }
-            if !record.is_empty() && parts.start >= start && parts.start < end {
-                data.merge(key, record)?;
-                has_data = true;
-                self.report.buckets_written += 1;
-                self.report.bytes_written += (key.len() + record.len()) as u64;
-            }
+        let job = SpillJob {
+            delta,
+            records,
+            series: Arc::clone(&self.series),
+            bounds: Arc::clone(&self.bounds),
+            deletions_path: self.dir.join(format!("{number:06}-deletions.sst")),
+            data_path: self.dir.join(format!("{number:06}-data.sst")),
+        };
+        if background {
+            self.spilling = Some(std::thread::spawn(move || write_spill(job)));
+            Ok(())
+        } else {
+            let done = write_spill(job)?;
+            self.absorb(done);
+            Ok(())
         }
-        for (writer, path, used, list) in [
-            (
-                deletions,
-                deletions_path,
-                has_deletions,
-                &mut self.deletions,
-            ),
-            (data, data_path, has_data, &mut self.data),
-        ] {
-            if used {
-                let mut writer = writer;
-                writer.finish()?;
-                list.push(path);
-            } else {
-                drop(writer);
-                let _ = std::fs::remove_file(&path);
-            }
+    }
+
+    /// Waits for the spill in progress, if any, and takes what it wrote.
+    fn join_spill(&mut self) -> StoreResult<()> {
+        if let Some(handle) = self.spilling.take() {
+            let done = handle.join().map_err(|_| {
+                StoreError::new(StoreErrorKind::Storage, "a backfill spill panicked")
+            })??;
+            self.absorb(done);
         }
-        records.clear();
         Ok(())
+    }
+
+    fn absorb(&mut self, done: SpillDone) {
+        self.deletions.extend(done.deletions);
+        self.data.extend(done.data);
+        self.report.buckets_written += done.buckets_written;
+        self.report.bytes_written += done.bytes_written;
+        self.report.key_ranges_cleared += done.key_ranges_cleared;
+        self.spare = Some((done.delta, done.records));
     }
 
     /// Writes out what is still in memory and ingests every file of the run in one
     /// atomic step. Consumes the backfill; its directory is removed either way.
     pub fn finish(mut self, store: &BucketStore) -> StoreResult<BackfillReport> {
-        self.spill()?;
+        self.spill(false)?;
         let mut files: Vec<PathBuf> = std::mem::take(&mut self.deletions);
         files.append(&mut self.data);
         self.report.table_files = files.len() as u64;
@@ -397,8 +402,98 @@ impl Backfill {
     }
 }
 
+/// Writes one spill: the records of `job.delta`, sorted, as a deletion file (one range
+/// per (group key, layout) seen, over that layout's range) and a data file (the records
+/// inside the range, as merge operands). A file with nothing to hold is not written.
+fn write_spill(job: SpillJob) -> StoreResult<SpillDone> {
+    let SpillJob {
+        mut delta,
+        mut records,
+        series,
+        bounds,
+        deletions_path,
+        data_path,
+    } = job;
+    records.clear();
+    delta.write_records_and_empty(&series, |key, record| {
+        records.push(key, record.unwrap_or_default())
+    });
+    delta.clear();
+    let mut done = SpillDone {
+        delta: PendingDelta::default(),
+        records: BulkRecords::default(),
+        deletions: None,
+        data: None,
+        buckets_written: 0,
+        bytes_written: 0,
+        key_ranges_cleared: 0,
+    };
+    let options = table_file_options();
+    let mut deletions = SstFileWriter::create(&options);
+    deletions.open(&deletions_path)?;
+    let mut data = SstFileWriter::create(&options);
+    data.open(&data_path)?;
+    let (mut has_deletions, mut has_data) = (false, false);
+    let mut last_prefix: Vec<u8> = Vec::new();
+    let (mut from, mut to) = (Vec::with_capacity(64), Vec::with_capacity(64));
+    for (key, record) in records.sorted() {
+        let parts = parse_bucket_key(key).expect("the fold writes bucket keys");
+        let Some(&(start, end)) = bounds.get(&(parts.series, parts.size_ms)) else {
+            continue;
+        };
+        let prefix = &key[..key.len() - 8];
+        if prefix != last_prefix.as_slice() {
+            last_prefix.clear();
+            last_prefix.extend_from_slice(prefix);
+            if end > start {
+                bucket_key(
+                    &mut from,
+                    parts.series,
+                    parts.group_key,
+                    parts.size_ms,
+                    start,
+                );
+                bucket_key(&mut to, parts.series, parts.group_key, parts.size_ms, end);
+                deletions.delete_range(&from, &to)?;
+                has_deletions = true;
+                done.key_ranges_cleared += 1;
+            }
+        }
+        if !record.is_empty() && parts.start >= start && parts.start < end {
+            data.merge(key, record)?;
+            has_data = true;
+            done.buckets_written += 1;
+            done.bytes_written += (key.len() + record.len()) as u64;
+        }
+    }
+    for (mut writer, path, used, slot) in [
+        (
+            deletions,
+            deletions_path,
+            has_deletions,
+            &mut done.deletions,
+        ),
+        (data, data_path, has_data, &mut done.data),
+    ] {
+        if used {
+            writer.finish()?;
+            *slot = Some(path);
+        } else {
+            drop(writer);
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    records.clear();
+    done.delta = delta;
+    done.records = records;
+    Ok(done)
+}
+
 impl Drop for Backfill {
     fn drop(&mut self) {
+        if let Some(handle) = self.spilling.take() {
+            let _ = handle.join();
+        }
         // Ingested files were moved (hard-linked): the store has its own now.
         let _ = std::fs::remove_dir_all(&self.dir);
     }

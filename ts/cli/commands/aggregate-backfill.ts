@@ -12,6 +12,7 @@ import { formatBytes } from '../../planner/storage.js';
 import { Tessera } from '../../tessera.js';
 import { type CliIO, type Command, UsageError } from '../command.js';
 import { loadFeatureModule } from '../load-features.js';
+import { cliTime } from '../options.js';
 
 function list(value: string | boolean | undefined): string[] | undefined {
   if (typeof value !== 'string') return undefined;
@@ -74,10 +75,11 @@ function progressReporter(io: CliIO): { update: (p: BackfillProgress) => void; s
         const speed =
           p.elapsedMs > 0 ? Math.round((p.rows / p.elapsedMs) * 1000).toLocaleString('en-US') : '0';
         if (!started && p.phase !== 'counting') {
+          // Started at the current count; updating it again with the same count would
+          // give the ETA two samples without progress (an infinite ETA).
           bar.start(p.totalRows ?? Math.max(p.rows, 1), p.rows, { speed });
           started = true;
-        }
-        if (started) {
+        } else if (started) {
           if (p.totalRows === null) bar.setTotal(Math.max(p.rows, 1));
           bar.update(p.rows, { speed });
         }
@@ -147,6 +149,11 @@ export const aggregateBackfill: Command = {
       valueName: '<tag>[,<tag>...]',
       description: 'use only the batch resolvers carrying every one of these tags',
     },
+    clock: {
+      type: 'string',
+      valueName: '<time>',
+      description: 'pin the engine clock (default bounds, retention) to this ISO time',
+    },
     plan: { type: 'boolean', description: 'print what the run would do, without writing' },
     json: { type: 'boolean', description: 'print the plan or the report as JSON' },
   },
@@ -166,6 +173,7 @@ export const aggregateBackfill: Command = {
       batchResolvers: module.batchResolvers,
     });
     try {
+      if (typeof options.clock === 'string') tessera.setClock(cliTime(options.clock, '--clock'));
       if (options.plan === true) {
         const plan = await tessera.planBackfill(request);
         io.out(

@@ -10,6 +10,7 @@ import type { BackfillRunEntry } from '../../native.js';
 import { Tessera } from '../../tessera.js';
 import type { Command } from '../command.js';
 import { loadFeatureModule } from '../load-features.js';
+import { cliTime } from '../options.js';
 
 const iso = (ms: number | null | undefined) =>
   typeof ms === 'number' ? new Date(ms).toISOString() : '-';
@@ -82,6 +83,11 @@ export const aggregateSchedules: Command = {
     },
     json: { type: 'boolean', description: 'print the jobs and every recorded run as JSON' },
     run: { type: 'boolean', description: 'run the scheduler until interrupted (SIGINT, SIGTERM)' },
+    clock: {
+      type: 'string',
+      valueName: '<time>',
+      description: 'pin the engine clock to this ISO time (the scheduler keeps the wall clock)',
+    },
   },
   async run({ options, io }) {
     const module = await loadFeatureModule(String(options.features), io.cwd);
@@ -92,6 +98,7 @@ export const aggregateSchedules: Command = {
       scheduledBackfills: module.scheduledBackfills,
     });
     try {
+      if (typeof options.clock === 'string') tessera.setClock(cliTime(options.clock, '--clock'));
       if (options.run === true) {
         const scheduler = tessera.scheduleWith({
           onRun: (r) =>

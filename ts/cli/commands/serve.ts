@@ -8,12 +8,12 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { toTimeMs } from '../../api/values.js';
 import { isStreamResolver, type StreamResolver } from '../../resolvers/stream-resolver.js';
 import { bindProblem, DEFAULT_LIMITS, type ServeLimits, TOKEN_ENV } from '../../server/limits.js';
 import { TesseraServer } from '../../server/server.js';
 import { type Command, type OptionValues, UsageError } from '../command.js';
 import { loadFeatureClasses } from '../load-features.js';
+import { cliTime } from '../options.js';
 
 /** The stream resolvers a module exports (directly, or in an exported list or object). */
 async function loadStreamResolvers(path: string, cwd: string): Promise<StreamResolver[]> {
@@ -131,14 +131,8 @@ export const serve: Command = {
     if (keys !== undefined) limits.maxKeys = keys;
     const outputs = wholeNumber(options, 'max-outputs', 1, max);
     if (outputs !== undefined) limits.maxOutputs = outputs;
-    let clockMs: number | undefined;
-    if (typeof options.clock === 'string') {
-      try {
-        clockMs = toTimeMs(options.clock, '--clock');
-      } catch (e) {
-        throw new UsageError(e instanceof Error ? e.message : String(e));
-      }
-    }
+    const clockMs =
+      typeof options.clock === 'string' ? cliTime(options.clock, '--clock') : undefined;
     const token =
       typeof options.token === 'string' ? options.token : process.env[TOKEN_ENV] || undefined;
     const host = typeof options.host === 'string' ? options.host : '127.0.0.1';
