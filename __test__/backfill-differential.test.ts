@@ -85,7 +85,6 @@ const L1: Layout = { name: 'l1', sizeMs: HOUR, originMs: 0, largestWindowMs: 3 *
 const L2: Layout = { name: 'l2', sizeMs: 6 * HOUR, originMs: 0, largestWindowMs: 3 * DAY };
 const L3: Layout = { name: 'l3', sizeMs: DAY, originMs: ORIGIN, largestWindowMs: 2 * DAY };
 const L4: Layout = { name: 'l4', sizeMs: 6 * HOUR, originMs: ORIGIN, largestWindowMs: DAY };
-const LAYOUTS = [L1, L2, L3, L4];
 
 /** Which layouts a feature reads. */
 const READS: Record<string, readonly Layout[]> = {

@@ -23,7 +23,6 @@ import {
 } from './fixtures/scheduled-backfills.js';
 
 const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
 const dir = mkdtempSync(join(tmpdir(), 'tessera-schedules-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -27,7 +27,6 @@ import * as versioned from './fixtures/versioned.js';
 import * as windowResolvers from './fixtures/window-resolvers.js';
 
 const DAY = 86_400_000;
-const HOUR = 3_600_000;
 
 const fixtures = {
   'user-transactions': userTransactions,

@@ -15,6 +15,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import type { BackfillScheduler } from '../batch/schedules.js';
 import type { OutputInfo, QueryRequest } from '../api/query.js';
 import { letterJson } from '../cli/commands/deadletters.js';
 import { TesseraError } from '../errors.js';
@@ -30,6 +31,8 @@ import { deadLettersSchema, type ErrorBody, noQuerySchema, querySchema } from '.
 export interface ServeContext {
   readonly tessera: Tessera;
   readonly streams: readonly StreamRunner[];
+  /** The scheduler of the backfill jobs, when the server runs them. */
+  readonly schedules?: BackfillScheduler;
   readonly registry: Registry;
   readonly metrics: TesseraMetrics;
   readonly limits: ServeLimits;
@@ -253,6 +256,19 @@ export function buildApp(context: ServeContext): FastifyInstance {
       };
     },
   );
+
+  app.get('/v1/schedules', { schema: noQuerySchema }, async () => ({
+    running: context.schedules !== undefined,
+    jobs: (context.schedules ?? tessera.scheduleWith({})).status().map((s) => ({
+      name: s.job.name,
+      schedule: s.job.scheduleText,
+      features: s.job.features,
+      tags: s.job.tags,
+      last: s.last,
+      nextMs: s.nextMs,
+      running: s.running,
+    })),
+  }));
 
   app.get('/metrics', { schema: noQuerySchema }, async (_request, reply) => {
     const text = await registry.metrics();

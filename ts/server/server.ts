@@ -4,11 +4,12 @@
  * that one {@link Tessera}, so the exactly-once rules of the embedded API hold as they
  * are (each polled batch is one atomic commit of buckets, positions and dead letters).
  *
- * Backfill schedules and offline queries are not served yet: the server streams and
- * answers online queries.
+ * It also runs the scheduled backfill jobs of its features (docs/semantics.md section
+ * 10) unless told not to. Offline queries are not served yet.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import type { BackfillScheduler } from '../batch/schedules.js';
 import { requireOptionalPeer } from '../optional-peer.js';
 import type { PlanInput } from '../planner/compile.js';
 import { StreamRunner, type StreamRunnerOptions } from '../resolvers/runner.js';
@@ -42,6 +43,11 @@ export interface ServeOptions {
   readonly runner?: Omit<StreamRunnerOptions, 'clock' | 'onBatch'>;
   /** Options of the store (sync commits, block cache, bulk commits). */
   readonly store?: Omit<TesseraOptions, 'path' | 'features'>;
+  /**
+   * Run the scheduled backfill jobs (features' `backfillSchedule`, and the
+   * `scheduledBackfills` of `store`) on their schedules (default true).
+   */
+  readonly schedules?: boolean;
   /** Reports a stream that failed (it stops; the server keeps answering). */
   readonly onStreamError?: (resolver: string, error: unknown) => void;
 }
@@ -62,6 +68,8 @@ export class TesseraServer {
   private constructor(
     readonly tessera: Tessera,
     readonly streams: readonly StreamRunner[],
+    /** The scheduler of the backfill jobs, when the server runs them. */
+    readonly schedules: BackfillScheduler | undefined,
     readonly registry: Registry,
     readonly metrics: TesseraMetrics,
     private readonly app: FastifyInstance,
@@ -124,10 +132,15 @@ export class TesseraServer {
       const registry = new prom.Registry();
       prom.collectDefaultMetrics({ register: registry });
       const metrics = registerTesseraMetrics(registry, { tessera, streams: runners });
+      const schedules =
+        options.schedules === false
+          ? undefined
+          : tessera.scheduleWith(clockMs === undefined ? {} : { clock: () => clockMs });
       let server: TesseraServer | undefined;
       app = buildApp({
         tessera,
         streams: runners,
+        ...(schedules === undefined ? {} : { schedules }),
         registry,
         metrics,
         limits,
@@ -140,6 +153,7 @@ export class TesseraServer {
       server = new TesseraServer(
         tessera,
         runners,
+        schedules,
         registry,
         metrics,
         app,
@@ -147,6 +161,7 @@ export class TesseraServer {
         bound,
         options.onStreamError,
       );
+      if (schedules !== undefined && schedules.jobs.length > 0) schedules.start();
       return server;
     } catch (error) {
       await app?.close().catch(() => undefined);
@@ -184,6 +199,7 @@ export class TesseraServer {
       } finally {
         await Promise.all(this.streams.map((r) => r.stop()));
         await Promise.all(this.runs);
+        await this.schedules?.stop();
         this.metrics.unregister();
         this.tessera.close();
       }

@@ -1,10 +1,10 @@
 /**
  * `tessera serve --features <module> --path <store> [--host 127.0.0.1] [--port 8080]`:
  * opens the store once and, in one process, runs every stream resolver the module
- * exports and answers over HTTP (see `ts/server/app.ts` for the routes). SIGTERM or
- * SIGINT shuts it down gracefully; a second signal exits at once.
+ * exports and its scheduled backfills, and answers over HTTP (see `ts/server/app.ts` for
+ * the routes). SIGTERM or SIGINT shuts it down gracefully; a second signal exits at once.
  *
- * Backfill schedules and offline queries are not served yet.
+ * Offline queries are not served yet.
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -12,12 +12,12 @@ import { isStreamResolver, type StreamResolver } from '../../resolvers/stream-re
 import { bindProblem, DEFAULT_LIMITS, type ServeLimits, TOKEN_ENV } from '../../server/limits.js';
 import { TesseraServer } from '../../server/server.js';
 import { type Command, type OptionValues, UsageError } from '../command.js';
-import { loadFeatureClasses } from '../load-features.js';
+import { loadFeatureModule } from '../load-features.js';
 import { cliTime } from '../options.js';
 
 /** The stream resolvers a module exports (directly, or in an exported list or object). */
 async function loadStreamResolvers(path: string, cwd: string): Promise<StreamResolver[]> {
-  // Already imported by loadFeatureClasses: this is the same module instance.
+  // Already imported by loadFeatureModule: this is the same module instance.
   const mod = (await import(pathToFileURL(resolve(cwd, path)).href)) as Record<string, unknown>;
   const found = new Set<StreamResolver>();
   const windowed: string[] = [];
@@ -140,12 +140,16 @@ export const serve: Command = {
     if (problem !== null) throw new UsageError(problem);
 
     const modulePath = String(options.features);
-    const features = await loadFeatureClasses(modulePath, io.cwd);
+    const module = await loadFeatureModule(modulePath, io.cwd);
     const streams = await loadStreamResolvers(modulePath, io.cwd);
     const server = await TesseraServer.start({
       path: resolve(io.cwd, String(options.path)),
-      features,
+      features: module.classes,
       streams,
+      store: {
+        batchResolvers: module.batchResolvers,
+        scheduledBackfills: module.scheduledBackfills,
+      },
       host,
       port,
       limits,
@@ -157,7 +161,7 @@ export const serve: Command = {
         ),
     });
     io.out(
-      `tessera serve: ${server.tessera.path}, ${streams.length} stream${streams.length === 1 ? '' : 's'} (${streams.map((s) => s.name).join(', ') || 'none'}), listening on ${server.url}`,
+      `tessera serve: ${server.tessera.path}, ${streams.length} stream${streams.length === 1 ? '' : 's'} (${streams.map((s) => s.name).join(', ') || 'none'}), ${server.schedules?.jobs.length ?? 0} scheduled backfill${server.schedules?.jobs.length === 1 ? '' : 's'}, listening on ${server.url}`,
     );
 
     let signals = 0;
