@@ -15,8 +15,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import type { BackfillScheduler } from '../batch/schedules.js';
 import type { OutputInfo, QueryRequest } from '../api/query.js';
+import type { BackfillScheduler } from '../batch/schedules.js';
 import { letterJson } from '../cli/commands/deadletters.js';
 import { TesseraError } from '../errors.js';
 import { requireOptionalPeer } from '../optional-peer.js';
