@@ -73,6 +73,7 @@ export {
   BatchResolverError,
   type BatchResolverOptions,
   type BatchRows,
+  type BatchSource,
   type BatchRun,
   type ColumnsBatchResolverOptions,
   isBatchResolver,
@@ -88,9 +89,10 @@ export {
   type ScheduledAggregateBackfillJob,
   type ScheduledAggregateBackfillOptions,
   type ScheduledJobStatus,
+  type SchedulerHost,
   type SchedulerOptions,
 } from './batch/schedules.js';
-export { BucketEngine } from './bucket-engine.js';
+export { BackfillRun, BucketEngine } from './bucket-engine.js';
 export * from './dsl/index.js';
 export {
   ClosedError,
@@ -106,8 +108,11 @@ export {
 } from './errors.js';
 // Stream resolvers and their sources.
 export type {
+  BackfillLayoutInput,
+  BackfillRangeRecord,
   BackfillReportOutput,
   BackfillRunEntry,
+  BackfillRunOptions,
   CommitOptions,
   CommitReportOutput,
   DeadLetterQuery,
@@ -116,6 +121,7 @@ export type {
   IngestReportOutput,
   KeyPart,
   ListValue,
+  NativeBackfill,
   OpenOptions,
   OpenReportOutput,
   PartitionOffset,
