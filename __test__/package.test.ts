@@ -10,7 +10,7 @@
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { delimiter, dirname, join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   FORBIDDEN,
@@ -52,6 +52,36 @@ function readmeBlock(after: string, lang: string): string {
   return readme.slice(open + fence.length, close + 1);
 }
 
+/**
+ * The installed directories of the package's `dependencies` and of theirs, resolved as
+ * Node resolves them (a nested `node_modules` first), each once.
+ */
+function runtimeDependencyDirs(): string[] {
+  const seen = new Map<string, string>();
+  const visit = (from: string, names: readonly string[]) => {
+    for (const name of names) {
+      if (seen.has(name)) continue;
+      let found: string | undefined;
+      for (let dir = from; found === undefined; dir = dirname(dir)) {
+        const candidate = join(dir, 'node_modules', name);
+        if (existsSync(join(candidate, 'package.json'))) found = candidate;
+        if (dir === repo || dirname(dir) === dir) break;
+      }
+      if (found === undefined) throw new Error(`dependency ${name} is not installed`);
+      seen.set(name, `./${relative(repo, found)}`);
+      const manifest = JSON.parse(readFileSync(join(found, 'package.json'), 'utf8')) as {
+        dependencies?: Record<string, string>;
+      };
+      visit(found, Object.keys(manifest.dependencies ?? {}));
+    }
+  };
+  const own = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {
+    dependencies?: Record<string, string>;
+  };
+  visit(repo, Object.keys(own.dependencies ?? {}));
+  return [...seen.values()];
+}
+
 beforeAll(() => {
   const build = run('npm', ['run', '--silent', 'build:ts'], repo);
   expect(build.status, build.stderr).toBe(0);
@@ -71,6 +101,18 @@ beforeAll(() => {
     (JSON.parse(zod.stdout) as { filename: string }[])[0]?.filename ?? '',
   );
 
+  // The package's own dependencies (and theirs), packed from the copies the clone
+  // installed, for the same reason.
+  const dependencyTarballs = runtimeDependencyDirs().map((dir) => {
+    const packed = run(
+      'npm',
+      ['pack', '--json', '--ignore-scripts', '--pack-destination', work, dir],
+      repo,
+    );
+    expect(packed.status, packed.stderr).toBe(0);
+    return join(work, (JSON.parse(packed.stdout) as { filename: string }[])[0]?.filename ?? '');
+  });
+
   project = join(work, 'consumer');
   mkdirSync(project);
   writeFileSync(
@@ -84,7 +126,16 @@ beforeAll(() => {
   };
   install = run(
     'npm',
-    ['install', '--offline', '--no-audit', '--no-fund', main.tarball, platform.tarball, zodTarball],
+    [
+      'install',
+      '--offline',
+      '--no-audit',
+      '--no-fund',
+      main.tarball,
+      platform.tarball,
+      zodTarball,
+      ...dependencyTarballs,
+    ],
     project,
     env,
   );
@@ -138,9 +189,12 @@ describe('installed from the tarballs into an empty project, offline', () => {
       ),
     ).toBe(true);
     expect(existsSync(join(project, 'node_modules', 'zod', 'package.json'))).toBe(true);
-    expect(`${install.stdout}${install.stderr}`).not.toMatch(
-      /cargo|napi build|Compiling|install-scripts/,
-    );
+    const output = `${install.stdout}${install.stderr}`;
+    expect(output).not.toMatch(/cargo|napi build|Compiling/);
+    // npm lists the `prepare` scripts of dependencies installed from local tarballs here
+    // (cron-parser's, luxon's); none may be Tessera's own.
+    const scripted = output.split('\n').filter((line) => line.includes('install-scripts   '));
+    expect(scripted.filter((line) => line.includes('tessera-engine'))).toEqual([]);
     const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as {
       scripts?: Record<string, string>;
     };

@@ -67,7 +67,9 @@ describe('tessera aggregate list', () => {
   it('prints help', async () => {
     const overview = await run(['--help']);
     expect(overview.code).toBe(0);
-    expect(overview.out).toContain('aggregate list  List the materialized aggregations');
+    expect(overview.out).toMatch(/aggregate list +List the materialized aggregations/);
+    expect(overview.out).toMatch(/aggregate backfill +Rebuild the buckets of features/);
+    expect(overview.out).toMatch(/aggregate schedules +List the scheduled backfills/);
     const help = await run(['aggregate', 'list', '--help']);
     expect(help.out).toContain('--features <module>');
     expect(help.out).toContain('(required)');
