@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../ts/cli/seeded-random.js';
 import {
   type BatchRun,
   datetime,
@@ -127,17 +128,6 @@ const ceilTo = (t: number, l: Layout) => {
 const bucketSql = (l: Layout) =>
   `(floor((ts - ${l.originMs}) / ${l.sizeMs}) * ${l.sizeMs} + ${l.originMs})`;
 
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let z = state;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Txn {
   id: number;
   user_id: number;
@@ -163,7 +153,7 @@ describe('backfills against DuckDB over the raw rows', () => {
 
   for (const seed of [1, 2, 3]) {
     it(`seed ${seed}: every window equals the recompute after every step`, async () => {
-      const random = seeded(seed * 7919);
+      const random = seededRandom(seed * 7919);
       const below = (n: number) => Math.floor(random() * n);
       let nextId = 1;
       const txn = (user: number, from: number, to: number): Txn => ({

@@ -78,6 +78,17 @@ fn batch<'a>(keys: &'a [f64], ts: &'a [f64], values: &'a [f64]) -> SeriesBatch<'
     }
 }
 
+/// Both layouts of the series, as a backfill names them.
+fn both_layouts() -> Vec<BackfillLayout> {
+    LAYOUTS
+        .iter()
+        .map(|&(size, _)| BackfillLayout {
+            series_id: "s".into(),
+            bucket_size_ms: size,
+        })
+        .collect()
+}
+
 fn start_of(t: i64, (size, origin): (i64, i64)) -> i64 {
     (t - origin).div_euclid(size) * size + origin
 }
@@ -194,13 +205,7 @@ fn random_backfills_replace_per_key_and_bucket_and_later_runs_win() {
                 .copied()
                 .filter(|_| rng.below(2) == 0)
                 .collect();
-            let layouts: Vec<BackfillLayout> = LAYOUTS
-                .iter()
-                .map(|&(size, _)| BackfillLayout {
-                    series_id: "s".into(),
-                    bucket_size_ms: size,
-                })
-                .collect();
+            let layouts = both_layouts();
             let ranges = store
                 .backfill_ranges(&layouts, Some(lower), Some(upper))
                 .unwrap();
@@ -317,13 +322,7 @@ fn an_unfinished_backfill_leaves_the_old_state_and_its_files_go_at_the_next_open
         .unwrap();
     let mut model = Model::default();
     model.add(&old);
-    let layouts: Vec<BackfillLayout> = LAYOUTS
-        .iter()
-        .map(|&(size, _)| BackfillLayout {
-            series_id: "s".into(),
-            bucket_size_ms: size,
-        })
-        .collect();
+    let layouts = both_layouts();
     let ranges = store
         .backfill_ranges(&layouts, Some(NOW - DAY), Some(NOW))
         .unwrap();
