@@ -197,7 +197,7 @@ describe('tessera aggregate backfill', () => {
     expect(lines[4]).toBe('    also rebuilt from the same rows (shared records): user.high');
     expect(lines[5]).toMatch(
       new RegExp(
-        `^ {2}rows to read: ${fmt(n)}; bucket records to write: at most ${fmt(n)}; bytes: at most \\S+`,
+        `^ {2}rows to read: ${fmt(n)}; bucket records to write: at most ${fmt(n)}; bytes: at most [\\d.]+ (B|KiB|MiB|GiB) of states$`,
       ),
     );
     expect(lines).toHaveLength(6);

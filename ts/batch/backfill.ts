@@ -100,8 +100,12 @@ export interface BackfillPlan {
   readonly estimate: {
     /** Rows the resolvers return for the range, when they can count them. */
     readonly rows: number | null;
-    /** An upper bound of the bucket records written: rows, or the buckets of the range per key. */
+    /** An upper bound of the bucket records written: one per row and layout. */
     readonly buckets: number | null;
+    /**
+     * An upper bound of the state bytes those records hold, by the storage estimate's
+     * per-bucket figures (key bytes not included, as there).
+     */
     readonly bytes: number | null;
   };
 }
@@ -431,7 +435,7 @@ export async function planBackfill(
           .reduce((sum, r) => sum + r.bytesPerBucket, 0);
         const n = Math.min(rows, Number.MAX_SAFE_INTEGER);
         buckets += n;
-        bytes += n * (perBucket + 40);
+        bytes += n * perBucket;
       }
     }
     return {

@@ -50,7 +50,8 @@ export function renderBackfillPlan(
         : estimate.rows.toLocaleString('en-US');
     const buckets =
       estimate.buckets === null ? 'unknown' : `at most ${estimate.buckets.toLocaleString('en-US')}`;
-    const bytes = estimate.bytes === null ? 'unknown' : `at most ${formatBytes(estimate.bytes)}`;
+    const bytes =
+      estimate.bytes === null ? 'unknown' : `at most ${formatBytes(estimate.bytes)} of states`;
     lines.push(`  rows to read: ${rows}; bucket records to write: ${buckets}; bytes: ${bytes}`);
   }
   return lines.join('\n');
