@@ -28,8 +28,10 @@ import {
   type SourcePositionInput,
   type StoreDescription,
   type StoredBucketOutput,
+  type WindowCoverageRecord,
   type WindowQuery,
   type WindowQueryResult,
+  type WindowReadInput,
 } from './native.js';
 
 function call<T>(f: () => T): T {
@@ -194,6 +196,14 @@ export class BucketEngine {
     upperMs?: number,
   ): BackfillRangeRecord[] {
     return call(() => this.inner.backfillRanges(layouts, lowerMs, upperMs));
+  }
+
+  /**
+   * For each read, at `nowMs` (default: the engine clock): the first bucket the window
+   * reads and where its layout is complete from (docs/semantics.md section 9.4).
+   */
+  windowCoverage(reads: WindowReadInput[], nowMs?: number): WindowCoverageRecord[] {
+    return call(() => this.inner.windowCoverage(reads, nowMs));
   }
 
   /** Writes (or overwrites) the record of one run of a scheduled backfill job, synced. */

@@ -39,7 +39,11 @@ export type {
   IngestValue,
   SeriesFed,
 } from './api/ingest.js';
-export { renderOpenReport, type TesseraOpenReport } from './api/open-report.js';
+export {
+  type IncompleteWindow,
+  renderOpenReport,
+  type TesseraOpenReport,
+} from './api/open-report.js';
 export type {
   FeatureValue,
   GroupedItem,
@@ -131,6 +135,7 @@ export type {
   SeriesBatchInput,
   SourcePositionInput,
   StoredBucketOutput,
+  WindowCoverageRecord,
   WindowQuery,
   WindowQueryResult,
   WindowReadInput,

@@ -95,6 +95,7 @@ export type {
   StoredBucketOutput,
   ValueExplanation,
   ValueKind,
+  WindowCoverageRecord,
   WindowQuery,
   WindowQueryResult,
   WindowReadInput,

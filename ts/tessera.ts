@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InvalidOptionError, InvalidRowsError } from './api/errors.js';
 import { ClassIngest, type IngestRows, type PreparedBatch, type SeriesFed } from './api/ingest.js';
-import { openReport, type TesseraOpenReport } from './api/open-report.js';
+import { type IncompleteWindow, openReport, type TesseraOpenReport } from './api/open-report.js';
 import { type OutputRef, QueryPlanner, type QueryRequest, type QueryResult } from './api/query.js';
 import { toTimeMs } from './api/values.js';
 import {
@@ -16,6 +16,7 @@ import {
   type BackfillOptions,
   type BackfillPlan,
   type BackfillReport,
+  incompleteWindows,
   planBackfill,
   runBackfill,
 } from './batch/backfill.js';
@@ -67,6 +68,12 @@ export interface TesseraOptions {
    * before it.
    */
   readonly bulkCommitBuckets?: number;
+  /**
+   * Pins the engine clock from the start, as {@link Tessera.setClock} does later (for
+   * replays and tests): what opening records, such as where a new series' buckets are
+   * complete from, is judged by it.
+   */
+  readonly clock?: Date | number | string;
   /**
    * Where backfills read historical rows ({@link makeBatchResolver}); names must be
    * unique. See {@link Tessera.backfill}.
@@ -203,6 +210,7 @@ export class Tessera {
       openOptions.blockCacheBytes = options.blockCacheBytes;
     if (options.bulkCommitBuckets !== undefined)
       openOptions.bulkCommitBuckets = options.bulkCommitBuckets;
+    if (options.clock !== undefined) openOptions.clockMs = toTimeMs(options.clock, 'clock');
     const resolvers = checkedBatchResolvers(options.batchResolvers ?? [], plan);
     const declared = options.scheduledBackfills ?? [];
     if (!Array.isArray(declared) || !declared.every(isScheduledAggregateBackfill)) {
@@ -213,7 +221,7 @@ export class Tessera {
     // Checks the jobs (names, features, schedules) before the store opens.
     backfillJobs(plan, declared);
     const store = BucketEngine.open(path, toStoreDescription(plan), openOptions);
-    const report = openReport(store.openReport);
+    const report = openReport(store.openReport, incompleteWindows(plan, store, null));
     return new Tessera(
       path,
       plan,
@@ -400,6 +408,20 @@ export class Tessera {
    */
   backfill(options: BackfillOptions): Promise<BackfillReport> {
     return runBackfill(this.backfillContext(), options);
+  }
+
+  /**
+   * The feature windows that read buckets from before their layout is complete, at
+   * `now` (default: the engine clock): a series registered after its data began holds
+   * nothing from before, until a backfill reaches back (docs/semantics.md section 9.4).
+   */
+  incompleteWindows(now?: Date | number | string): IncompleteWindow[] {
+    return incompleteWindows(
+      this.plan,
+      this.store,
+      null,
+      now === undefined ? undefined : toTimeMs(now, 'incompleteWindows now'),
+    );
   }
 
   /** What {@link backfill} would do with `options`, without writing: layouts, ranges, estimates. */

@@ -19,6 +19,25 @@ export interface TesseraOpenReport {
    * column or bucket origin makes a new series). Their data stays until removed.
    */
   readonly orphanedSeries: readonly SeriesSummary[];
+  /**
+   * Feature windows that read buckets from before their layout is complete (a series
+   * registered after the data began), as of the engine clock when the store opened: each
+   * needs a backfill from `from` to `to` (docs/semantics.md section 9.4).
+   */
+  readonly needsBackfill: readonly IncompleteWindow[];
+}
+
+/** A feature window that reads buckets from before its layout is complete. */
+export interface IncompleteWindow {
+  /** `user.total` (`user.total@2` for a version). */
+  readonly feature: string;
+  readonly window: string;
+  readonly canonical: string;
+  /** The first bucket the window reads, and where its buckets become complete. */
+  readonly from: string;
+  readonly to: string;
+  readonly fromMs: number;
+  readonly toMs: number;
 }
 
 function unknownSummary(id: string): SeriesSummary {
@@ -34,7 +53,10 @@ function unknownSummary(id: string): SeriesSummary {
 }
 
 /** The open report of a store from the engine's report. */
-export function openReport(native: OpenReportOutput): TesseraOpenReport {
+export function openReport(
+  native: OpenReportOutput,
+  needsBackfill: readonly IncompleteWindow[] = [],
+): TesseraOpenReport {
   const stored = new Map(native.summaries.map((s) => [s.id, s.summary]));
   const pick = (id: string): SeriesSummary => {
     const s = stored.get(id);
@@ -53,6 +75,7 @@ export function openReport(native: OpenReportOutput): TesseraOpenReport {
     newSeries: Object.freeze(native.newSeries.map(pick)),
     keptSeries: Object.freeze(native.keptSeries.map(pick)),
     orphanedSeries: Object.freeze(native.orphanedSeries.map(pick)),
+    needsBackfill: Object.freeze([...needsBackfill]),
   });
 }
 
@@ -62,7 +85,11 @@ export function openReport(native: OpenReportOutput): TesseraOpenReport {
  * holds (kept), those it does not (new), and the stored series the plan does not name
  * (orphaned, described by the summaries the store keeps).
  */
-export function storedSeriesReport(plan: Plan, stored: OpenReportOutput): TesseraOpenReport {
+export function storedSeriesReport(
+  plan: Plan,
+  stored: OpenReportOutput,
+  needsBackfill: readonly IncompleteWindow[] = [],
+): TesseraOpenReport {
   const held = new Set(stored.keptSeries);
   const planned = new Set(plan.series.map((s) => s.id));
   const all = openReport({
@@ -73,6 +100,7 @@ export function storedSeriesReport(plan: Plan, stored: OpenReportOutput): Tesser
     newSeries: Object.freeze(plan.series.filter((s) => !held.has(s.id)).map(summarize)),
     keptSeries: Object.freeze(plan.series.filter((s) => held.has(s.id)).map(summarize)),
     orphanedSeries: all.keptSeries,
+    needsBackfill: Object.freeze([...needsBackfill]),
   });
 }
 
@@ -92,6 +120,9 @@ export function renderOpenReport(report: TesseraOpenReport): string {
     ['orphaned', report.orphanedSeries],
   ] as const) {
     for (const s of list) lines.push(`  ${label.padEnd(8)} ${s.id}  ${s.description}`);
+  }
+  for (const w of report.needsBackfill) {
+    lines.push(`  ${w.feature} (${w.window}) needs a backfill from ${w.from} to ${w.to}`);
   }
   return lines.join('\n');
 }

@@ -7,6 +7,7 @@
  */
 import { InvalidOptionError, InvalidRowsError } from '../api/errors.js';
 import type { ClassIngest } from '../api/ingest.js';
+import type { IncompleteWindow } from '../api/open-report.js';
 import { toTimeMs } from '../api/values.js';
 import type { BackfillRun, BucketEngine } from '../bucket-engine.js';
 import { formatDuration } from '../dsl/duration.js';
@@ -24,6 +25,41 @@ import {
   selectedByTags,
 } from './resolver.js';
 import { SqlRunner } from './sql.js';
+
+/**
+ * The materialized feature windows that read, at `nowMs` (default: the engine clock),
+ * buckets from before their layout is complete (docs/semantics.md section 9.4).
+ */
+export function incompleteWindows(
+  plan: Plan,
+  engine: Pick<BucketEngine, 'windowCoverage'>,
+  stored: ReadonlySet<string> | null,
+  nowMs?: number,
+): IncompleteWindow[] {
+  const reads = plan.reads.filter((r) => stored === null || stored.has(r.series));
+  if (reads.length === 0) return [];
+  const coverage = engine.windowCoverage(
+    reads.map((r) => ({ seriesId: r.series, rule: r.rule, windowMs: r.windowMs })),
+    nowMs,
+  );
+  const out: IncompleteWindow[] = [];
+  reads.forEach((read, i) => {
+    const c = coverage[i];
+    if (c?.completeFromMs === undefined || c.firstBucketStartMs >= c.completeFromMs) return;
+    out.push(
+      Object.freeze({
+        feature: read.version === null ? read.feature : `${read.feature}@${read.version}`,
+        window: read.window,
+        canonical: read.canonical,
+        from: new Date(c.firstBucketStartMs).toISOString(),
+        to: new Date(c.completeFromMs).toISOString(),
+        fromMs: c.firstBucketStartMs,
+        toMs: c.completeFromMs,
+      }),
+    );
+  });
+  return out;
+}
 
 /** A feature a backfill names: `'user.total'`, `'user.total@2'`, `User.total`, or a window of it. */
 export type FeatureSelector =

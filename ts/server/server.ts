@@ -107,6 +107,7 @@ export class TesseraServer {
     const limits = resolveLimits(options.limits);
     const tessera = Tessera.open({
       ...options.store,
+      ...(options.clockMs === undefined ? {} : { clock: options.clockMs }),
       path: options.path,
       features: options.features,
     });

@@ -9,13 +9,14 @@ use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
 use tessera_store::{
     Backfill, BackfillLayout, BackfillOptions, BackfillRange, BackfillReport, BackfillRunRecord,
+    WindowRead,
 };
 
 use crate::conversions::series_batches;
 use crate::description::whole_ms;
 use crate::engine::{reading, NativeEngine, Shared};
 use crate::error::{from_store, guard, js_error};
-use crate::objects::SeriesBatchInput;
+use crate::objects::{SeriesBatchInput, WindowReadInput};
 use crate::tasks::StoreTask;
 
 /// One layout a backfill rebuilds: a series and one of its bucket sizes.
@@ -224,6 +225,55 @@ impl NativeEngine {
             store
                 .backfill_runs(job.as_deref())
                 .map(|runs| runs.into_iter().map(run_entry).collect())
+                .map_err(from_store)
+        })
+    }
+}
+
+/// A window's first bucket and where its layout is complete from.
+#[napi(object)]
+pub struct WindowCoverageRecord {
+    pub first_bucket_start_ms: f64,
+    /// The first complete bucket start of the layout; absent when every bucket counts as
+    /// complete.
+    pub complete_from_ms: Option<f64>,
+}
+
+#[napi]
+impl NativeEngine {
+    /// For each read, at `nowMs` (default: the engine clock): the first bucket the window
+    /// reads and where its layout is complete from (docs/semantics.md section 9.4).
+    #[napi(catch_unwind)]
+    pub fn window_coverage(
+        &self,
+        reads: Vec<WindowReadInput>,
+        now_ms: Option<f64>,
+    ) -> napi::Result<Vec<WindowCoverageRecord>> {
+        let reads = reads
+            .iter()
+            .map(|r| {
+                Ok(WindowRead {
+                    series_id: r.series_id.clone(),
+                    rule: r.rule as usize,
+                    window_ms: whole_ms(r.window_ms, "windowMs", &r.series_id)?,
+                })
+            })
+            .collect::<napi::Result<Vec<_>>>()?;
+        let now = match now_ms {
+            Some(now) => whole_ms(now, "nowMs", "windowCoverage")?,
+            None => self.clock.now_ms(),
+        };
+        reading(&self.store, |store| {
+            store
+                .window_coverage(&reads, now)
+                .map(|all| {
+                    all.into_iter()
+                        .map(|c| WindowCoverageRecord {
+                            first_bucket_start_ms: c.first_bucket_start_ms as f64,
+                            complete_from_ms: c.complete_from_ms.map(|v| v as f64),
+                        })
+                        .collect()
+                })
                 .map_err(from_store)
         })
     }

@@ -202,6 +202,11 @@ impl NativeEngine {
                 if let Some(v) = o.bulk_commit_buckets {
                     store_options.bulk_commit_buckets = v.max(0.0) as usize;
                 }
+                if let Some(v) = o.clock_ms {
+                    store_options
+                        .clock
+                        .pin(Some(whole_ms(v, "clockMs", "open")?));
+                }
             }
             let clock = store_options.clock.clone();
             let (store, report) =

@@ -54,6 +54,9 @@ pub struct OpenOptions {
     /// are ingested as one synced table file instead of going through the WAL and the
     /// memtable (default 131,072).
     pub bulk_commit_buckets: Option<f64>,
+    /// Pins the engine clock from the start (as `setClock` does later), so that what the
+    /// opening records (a new series' coverage) is judged by it.
+    pub clock_ms: Option<f64>,
 }
 
 /// What opening found: which series of the description are new, which were kept, and

@@ -203,6 +203,7 @@ impl BucketStore {
             spare: None,
             spilling: None,
             spill_buckets: options.spill_buckets.max(1),
+            ranges: ranges.to_vec(),
             deletions: Vec::new(),
             data: Vec::new(),
             report: BackfillReport::default(),
@@ -234,6 +235,8 @@ pub struct Backfill {
     deletions: Vec<PathBuf>,
     data: Vec<PathBuf>,
     report: BackfillReport,
+    /// The layouts' ranges, for the coverage records once the run is in.
+    ranges: Vec<BackfillRange>,
 }
 
 type Bounds = HashMap<(u32, i64), (i64, i64)>;
@@ -397,6 +400,16 @@ impl Backfill {
             store
                 .db
                 .ingest_external_file_cf_opts(store.buckets_cf(), &ingest, files)?;
+        }
+        // After the ingest: a crash in between leaves the coverage short (a window is
+        // reported as needing a backfill it has), never long.
+        for range in &self.ranges {
+            store.extend_coverage(
+                &range.series_id,
+                range.bucket_size_ms,
+                range.start_ms,
+                range.end_ms,
+            )?;
         }
         Ok(self.report)
     }

@@ -6,6 +6,7 @@ pub mod backfill;
 mod bucket_table;
 mod bulk;
 pub mod commit;
+pub mod coverage;
 pub mod error;
 pub mod fold;
 pub mod key;
@@ -22,6 +23,7 @@ pub mod store;
 
 pub use backfill::{Backfill, BackfillLayout, BackfillOptions, BackfillRange, BackfillReport};
 pub use commit::{CommitRecords, CommitReport, IngestReport};
+pub use coverage::WindowCoverage;
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use fold::{KeyColumn, SeriesBatch, ValueColumn, NULL_CODE};
 pub use layout::{AggregationSpec, RuleSpec, SeriesLayout, SeriesSpec, SeriesSummary, ValueKind};

@@ -282,6 +282,9 @@ impl BucketStore {
             let id = layout.spec.id.clone();
             // A new series, or a known one whose summary changed (or was never kept).
             let summary_changed = summary.is_some() && old.is_none_or(|o| o.summary != summary);
+            if old.is_none() {
+                self.record_new_coverage(&mut batch, &layout, self.options.clock.now_ms());
+            }
             if old.is_none() || summary_changed {
                 let record = StoredSeries {
                     number,

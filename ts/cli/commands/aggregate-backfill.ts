@@ -132,8 +132,8 @@ export const aggregateBackfill: Command = {
     feature: {
       type: 'string',
       valueName: '<name>[,<name>...]',
-      description: 'the features to rebuild, as namespace.feature (or namespace.feature@version)',
-      required: true,
+      description:
+        'the features to rebuild, as namespace.feature (or namespace.feature@version); default: those whose windows need a backfill',
     },
     'lower-bound': {
       type: 'string',
@@ -160,21 +160,39 @@ export const aggregateBackfill: Command = {
   },
   async run({ options, io }) {
     const module = await loadFeatureModule(String(options.features), io.cwd);
-    const features = list(options.feature);
-    if (features === undefined) throw new UsageError('--feature names no feature');
-    const request: BackfillOptions = {
-      features,
-      ...(typeof options['lower-bound'] === 'string' ? { lowerBound: options['lower-bound'] } : {}),
-      ...(typeof options['upper-bound'] === 'string' ? { upperBound: options['upper-bound'] } : {}),
-      ...(list(options.tags) === undefined ? {} : { tags: list(options.tags) }),
-    };
+    const named = list(options.feature);
+    if (options.feature !== undefined && named === undefined) {
+      throw new UsageError('--feature names no feature');
+    }
+    const clock = typeof options.clock === 'string' ? cliTime(options.clock, '--clock') : undefined;
     const tessera = Tessera.open({
+      ...(clock === undefined ? {} : { clock }),
       path: resolve(io.cwd, String(options.path)),
       features: module.classes,
       batchResolvers: module.batchResolvers,
     });
     try {
-      if (typeof options.clock === 'string') tessera.setClock(cliTime(options.clock, '--clock'));
+      // Without --feature: the features whose windows read buckets from before their
+      // layout is complete (docs/semantics.md section 9.4).
+      const incomplete = named === undefined ? tessera.incompleteWindows() : [];
+      const features = named ?? [...new Set(incomplete.map((w) => w.feature))];
+      if (features.length === 0) {
+        io.out('Every feature window is complete: nothing needs a backfill.');
+        return 0;
+      }
+      for (const w of incomplete) {
+        io.err(`${w.feature} (${w.window}) needs a backfill from ${w.from} to ${w.to}`);
+      }
+      const request: BackfillOptions = {
+        features,
+        ...(typeof options['lower-bound'] === 'string'
+          ? { lowerBound: options['lower-bound'] }
+          : {}),
+        ...(typeof options['upper-bound'] === 'string'
+          ? { upperBound: options['upper-bound'] }
+          : {}),
+        ...(list(options.tags) === undefined ? {} : { tags: list(options.tags) }),
+      };
       if (options.plan === true) {
         const plan = await tessera.planBackfill(request);
         io.out(

@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { renderOpenReport, storedSeriesReport } from '../../api/open-report.js';
+import { incompleteWindows } from '../../batch/backfill.js';
 import { BucketEngine } from '../../bucket-engine.js';
 import { formatDiagnostic } from '../../dsl/errors.js';
 import { compile } from '../../planner/compile.js';
@@ -18,7 +19,12 @@ import { loadFeatureClasses } from '../load-features.js';
 function describeStore(path: string, plan: Plan) {
   const engine = BucketEngine.openReadOnly(path);
   try {
-    const report = storedSeriesReport(plan, engine.openReport);
+    const held = new Set(engine.openReport.keptSeries);
+    const report = storedSeriesReport(
+      plan,
+      engine.openReport,
+      incompleteWindows(plan, engine, held, Date.now()),
+    );
     const stats = engine.stats();
     return {
       report,

@@ -91,14 +91,15 @@ export const aggregateSchedules: Command = {
   },
   async run({ options, io }) {
     const module = await loadFeatureModule(String(options.features), io.cwd);
+    const clock = typeof options.clock === 'string' ? cliTime(options.clock, '--clock') : undefined;
     const tessera = Tessera.open({
+      ...(clock === undefined ? {} : { clock }),
       path: resolve(io.cwd, String(options.path)),
       features: module.classes,
       batchResolvers: module.batchResolvers,
       scheduledBackfills: module.scheduledBackfills,
     });
     try {
-      if (typeof options.clock === 'string') tessera.setClock(cliTime(options.clock, '--clock'));
       if (options.run === true) {
         const scheduler = tessera.scheduleWith({
           onRun: (r) =>
