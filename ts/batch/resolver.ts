@@ -32,7 +32,16 @@ export type BatchColumns = Readonly<Record<string, ArrayLike<unknown>>>;
 export interface ArrowTableLike {
   readonly numRows: number;
   readonly schema: { readonly fields: readonly { readonly name: string }[] };
-  getChild(name: string): { toArray(): ArrayLike<unknown> } | null;
+  getChild(name: string): ArrowVectorLike | null;
+}
+
+/** An Arrow column, as far as a batch resolver reads it (`apache-arrow`'s `Vector`). */
+export interface ArrowVectorLike {
+  readonly length: number;
+  readonly nullCount: number;
+  /** The value at `i`: a number (epoch ms for timestamps and dates), string, boolean, bigint or null. */
+  get(i: number): unknown;
+  toArray(): ArrayLike<unknown>;
 }
 
 /** One batch of rows: row objects, or columns. */
@@ -202,12 +211,36 @@ export function isArrowTable(value: unknown): value is ArrowTableLike {
   );
 }
 
-/** An Arrow table's columns as plain array-likes. */
+/**
+ * An Arrow table's columns as the row conversion reads them: a column without nulls whose
+ * values are a plain typed array as that array; any other column (nulls, 64-bit integers,
+ * timestamps, dates, strings, booleans) value by value, timestamps and dates as epoch
+ * milliseconds, 64-bit integers as numbers when they fit one exactly (else as the bigint,
+ * which the conversion refuses with its row).
+ */
 export function arrowColumns(table: ArrowTableLike): BatchColumns {
   const out: Record<string, ArrayLike<unknown>> = {};
   for (const field of table.schema.fields) {
     const child = table.getChild(field.name);
-    if (child !== null) out[field.name] = child.toArray();
+    if (child === null) continue;
+    const values = child.nullCount === 0 ? child.toArray() : null;
+    if (values !== null && ArrayBuffer.isView(values) && !isBigIntArray(values)) {
+      out[field.name] = values;
+      continue;
+    }
+    const plain: unknown[] = new Array(child.length);
+    for (let i = 0; i < child.length; i++) {
+      const v = child.get(i);
+      plain[i] =
+        typeof v === 'bigint' && v >= -9007199254740991n && v <= 9007199254740991n
+          ? Number(v)
+          : v;
+    }
+    out[field.name] = plain;
   }
   return out;
+}
+
+function isBigIntArray(values: ArrayBufferView): boolean {
+  return values instanceof BigInt64Array || values instanceof BigUint64Array;
 }
