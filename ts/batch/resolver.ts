@@ -232,9 +232,7 @@ export function arrowColumns(table: ArrowTableLike): BatchColumns {
     for (let i = 0; i < child.length; i++) {
       const v = child.get(i);
       plain[i] =
-        typeof v === 'bigint' && v >= -9007199254740991n && v <= 9007199254740991n
-          ? Number(v)
-          : v;
+        typeof v === 'bigint' && v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v;
     }
     out[field.name] = plain;
   }
