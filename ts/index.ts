@@ -72,6 +72,7 @@ export {
 } from './batch/backfill.js';
 export {
   type ArrowTableLike,
+  type ArrowVectorLike,
   type BatchColumns,
   type BatchResolver,
   BatchResolverError,
