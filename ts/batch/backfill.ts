@@ -136,7 +136,11 @@ export interface BackfillPlan {
   readonly estimate: {
     /** Rows the resolvers return for the range, when they can count them. */
     readonly rows: number | null;
-    /** An upper bound of the bucket records written: one per row and layout. */
+    /**
+     * The bucket records written: for SQL resolvers the distinct (key, bucket) pairs of
+     * their rows per layout, counted by DuckDB; for the others at most one per row and
+     * layout. `null` when a resolver cannot count its rows.
+     */
     readonly buckets: number | null;
     /**
      * An upper bound of the state bytes those records hold, by the storage estimate's
@@ -420,6 +424,29 @@ async function countRows(
   return null;
 }
 
+/** The distinct (key, bucket) pairs a SQL resolver's rows fill in one layout. */
+async function distinctBuckets(
+  resolver: BatchResolver,
+  context: BackfillContext,
+  run: BatchRun,
+  sql: () => Promise<SqlRunner>,
+  series: SeriesPlan,
+  layout: BackfillLayoutPlan,
+): Promise<number> {
+  const source = resolver.source;
+  if (source.kind !== 'sql') throw new Error('distinctBuckets reads SQL resolvers');
+  const runner = await sql();
+  const text = typeof source.sql === 'string' ? source.sql : source.sql(run);
+  const cls = classPlan(context.plan, resolver.namespace);
+  const plan = await runner.plan(text, cls, run, new Set([...series.groupKey, series.timeColumn]));
+  return runner.distinctBuckets(plan, series.groupKey, series.timeColumn, {
+    sizeMs: layout.bucketSizeMs,
+    originMs: series.bucketOriginMs,
+    fromMs: layout.fromMs,
+    toMs: layout.toMs,
+  });
+}
+
 function batchLength(rows: BatchRows): number {
   if (Array.isArray(rows)) return rows.length;
   for (const column of Object.values(rows as BatchColumns)) return column.length;
@@ -454,24 +481,36 @@ export async function planBackfill(
   const resolved = resolveRun(context, options);
   const session = sqlSession();
   try {
-    let rows: number | null = 0;
+    const counts: (number | null)[] = [];
     for (const resolver of resolved.resolvers) {
-      const n = await countRows(resolver, context, resolved.run, session.get);
-      rows = rows === null || n === null ? null : rows + n;
+      counts.push(await countRows(resolver, context, resolved.run, session.get));
     }
-    let buckets: number | null = null;
-    let bytes: number | null = null;
-    if (rows !== null) {
-      buckets = 0;
-      bytes = 0;
-      for (const layout of resolved.layouts) {
-        const series = context.plan.series.find((s) => s.id === layout.series);
-        const perBucket = (series?.rules ?? [])
-          .filter((r) => r.bucketSizeMs === layout.bucketSizeMs)
-          .reduce((sum, r) => sum + r.bytesPerBucket, 0);
-        const n = Math.min(rows, Number.MAX_SAFE_INTEGER);
-        buckets += n;
-        bytes += n * perBucket;
+    const rows = counts.some((n) => n === null)
+      ? null
+      : counts.reduce<number>((sum, n) => sum + (n ?? 0), 0);
+    // Bucket records per layout: for a SQL resolver the distinct (key, bucket) pairs its
+    // rows fill (DuckDB counts them); for the others at most one per row.
+    let buckets: number | null = 0;
+    let bytes: number | null = 0;
+    for (const layout of resolved.layouts) {
+      const series = context.plan.series.find((s) => s.id === layout.series);
+      if (series === undefined) continue;
+      const perBucket = series.rules
+        .filter((r) => r.bucketSizeMs === layout.bucketSizeMs)
+        .reduce((sum, r) => sum + r.bytesPerBucket, 0);
+      for (const [i, resolver] of resolved.resolvers.entries()) {
+        if (resolver.namespace !== series.namespace) continue;
+        const n =
+          resolver.source.kind === 'sql'
+            ? await distinctBuckets(resolver, context, resolved.run, session.get, series, layout)
+            : counts[i];
+        if (n === null || n === undefined || buckets === null || bytes === null) {
+          buckets = null;
+          bytes = null;
+        } else {
+          buckets += n;
+          bytes += n * perBucket;
+        }
       }
     }
     return {

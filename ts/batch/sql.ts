@@ -151,6 +151,28 @@ export class SqlRunner {
     return Number(n ?? 0);
   }
 
+  /**
+   * How many distinct (group key, bucket) pairs the rows of `plan` fill in a layout of
+   * `sizeMs` buckets from `originMs`, among the buckets starting in `[fromMs, toMs)`:
+   * the bucket records a backfill of that layout writes from these rows.
+   */
+  async distinctBuckets(
+    plan: SqlPlan,
+    keys: readonly string[],
+    timeColumn: string,
+    layout: { sizeMs: number; originMs: number; fromMs: number; toMs: number },
+  ): Promise<number> {
+    const t = quote(timeColumn);
+    const bucket = `floor((${t} - ${layout.originMs}) / ${layout.sizeMs})`;
+    const present = keys.map((k) => `${quote(k)} IS NOT NULL`);
+    const inRange = `${bucket} * ${layout.sizeMs} + ${layout.originMs}`;
+    const sql = `SELECT count(*) AS n FROM (SELECT DISTINCT ${[...keys.map(quote), bucket].join(', ')}
+      FROM (${plan.query}) AS tessera_rows
+      WHERE ${[...present, `${inRange} >= ${layout.fromMs}`, `${inRange} < ${layout.toMs}`].join(' AND ')})`;
+    const reader = await this.connection.runAndReadAll(sql);
+    return Number(reader.getRowObjectsJS()[0]?.n ?? 0);
+  }
+
   /** The rows of `plan`, in batches of columns. */
   async *batches(plan: SqlPlan): AsyncGenerator<BatchColumns> {
     const result = await this.connection.stream(plan.query);
