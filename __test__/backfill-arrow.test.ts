@@ -8,28 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Float64, Int64, Table, TimestampMillisecond, vectorFromArray } from 'apache-arrow';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  datetime,
-  features,
-  float,
-  hasMany,
-  int,
-  makeBatchResolver,
-  Tessera,
-  windowed,
-} from '../ts/index.js';
+import { features, hasMany, int, makeBatchResolver, Tessera, windowed } from '../ts/index.js';
+import { Transaction } from './fixtures/transactions.js';
 
 const HOUR = 3_600_000;
 const NOW = Date.UTC(2026, 5, 1, 12);
 const dir = mkdtempSync(join(tmpdir(), 'tessera-backfill-arrow-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const Transaction = features('transaction', {
-  id: int().primary(),
-  user_id: int().references('user.id'),
-  amount: float(),
-  ts: datetime().featureTime(),
-});
 const User = features(
   'user',
   { id: int().primary(), transactions: hasMany(() => Transaction) },

@@ -22,15 +22,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seededRandom } from '../ts/cli/seeded-random.js';
 import {
   type BatchRun,
-  datetime,
   features,
-  float,
   hasMany,
   int,
   makeBatchResolver,
   Tessera,
   windowed,
 } from '../ts/index.js';
+import { Transaction } from './fixtures/transactions.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -39,13 +38,6 @@ const ORIGIN = Date.UTC(2026, 0, 1, 5, 30);
 /** The engine clock: inside a bucket of every layout, so the default range stops short of it. */
 const NOW = T0 + 6 * DAY + 2 * HOUR + 17 * 60_000;
 const USERS = 8;
-
-const Transaction = features('transaction', {
-  id: int().primary(),
-  user_id: int().references('user.id'),
-  amount: float(),
-  ts: datetime().featureTime(),
-});
 
 const User = features(
   'user',

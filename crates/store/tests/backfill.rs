@@ -11,27 +11,15 @@ use tessera_store::{
     KeyColumn, RuleSpec, SeriesBatch, SeriesSpec, StoreOptions, ValueColumn, ValueKind,
 };
 
+mod common;
+use common::TestRng;
+
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 const NOW: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const KEYS: u64 = 9;
 /// The two layouts of the series: hourly on the epoch, and 6-hourly from a 90-minute origin.
 const LAYOUTS: [(i64, i64); 2] = [(HOUR, 0), (6 * HOUR, 90 * 60_000)];
-
-struct TestRng(u64);
-
-impl TestRng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
 
 fn series() -> SeriesSpec {
     let mut rules = Vec::new();

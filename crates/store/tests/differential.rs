@@ -16,24 +16,7 @@ mod common;
 const NOW: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const KEYS: usize = 12;
 
-/// SplitMix64: a seeded generator, so a failure replays exactly.
-struct TestRng(u64);
-
-impl TestRng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-}
+use common::TestRng;
 
 #[derive(Clone)]
 struct Row {
