@@ -9,10 +9,9 @@ use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
 use tessera_store::{
     Backfill, BackfillLayout, BackfillOptions, BackfillRange, BackfillReport, BackfillRunRecord,
-    WindowRead,
 };
 
-use crate::conversions::series_batches;
+use crate::conversions::{read_time, series_batches, window_reads};
 use crate::description::whole_ms;
 use crate::engine::{reading, NativeEngine, Shared};
 use crate::error::{from_store, guard, js_error};
@@ -249,20 +248,8 @@ impl NativeEngine {
         reads: Vec<WindowReadInput>,
         now_ms: Option<f64>,
     ) -> napi::Result<Vec<WindowCoverageRecord>> {
-        let reads = reads
-            .iter()
-            .map(|r| {
-                Ok(WindowRead {
-                    series_id: r.series_id.clone(),
-                    rule: r.rule as usize,
-                    window_ms: whole_ms(r.window_ms, "windowMs", &r.series_id)?,
-                })
-            })
-            .collect::<napi::Result<Vec<_>>>()?;
-        let now = match now_ms {
-            Some(now) => whole_ms(now, "nowMs", "windowCoverage")?,
-            None => self.clock.now_ms(),
-        };
+        let reads = window_reads(&reads)?;
+        let now = read_time(now_ms, &self.clock, "windowCoverage")?;
         reading(&self.store, |store| {
             store
                 .window_coverage(&reads, now)

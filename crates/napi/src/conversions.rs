@@ -4,14 +4,16 @@
 use napi::bindgen_prelude::{Either, Float64Array};
 use tessera_core::{AggValue, Item};
 use tessera_store::{
-    CommitMode, DeadLetter, KeyColumn, OpenReport, ResolverState, SeriesBatch, SourcePosition,
-    ValueColumn,
+    Clock, CommitMode, DeadLetter, KeyColumn, OpenReport, ResolverState, SeriesBatch,
+    SourcePosition, ValueColumn, WindowRead,
 };
 
+use crate::description::whole_ms;
 use crate::error::js_error;
 use crate::objects::{
     CommitOptions, DeadLetterRecord, KeyPart, ListValue, OpenReportOutput, PartitionOffset,
     ReportedSeriesSummary, ResolverStateRecord, RuleValue, SeriesBatchInput, SourcePositionInput,
+    WindowReadInput,
 };
 
 pub(crate) fn key_columns(parts: &[KeyPart]) -> napi::Result<Vec<KeyColumn<'_>>> {
@@ -27,6 +29,28 @@ pub(crate) fn key_columns(parts: &[KeyPart]) -> napi::Result<Vec<KeyColumn<'_>>>
             )),
         })
         .collect()
+}
+
+/// The store's window reads of a query's (or a coverage request's) reads.
+pub(crate) fn window_reads(reads: &[WindowReadInput]) -> napi::Result<Vec<WindowRead>> {
+    reads
+        .iter()
+        .map(|r| {
+            Ok(WindowRead {
+                series_id: r.series_id.clone(),
+                rule: r.rule as usize,
+                window_ms: whole_ms(r.window_ms, "windowMs", &r.series_id)?,
+            })
+        })
+        .collect()
+}
+
+/// The time a read is asked at: `now_ms` when given (for `what`), else the engine clock.
+pub(crate) fn read_time(now_ms: Option<f64>, clock: &Clock, what: &str) -> napi::Result<i64> {
+    match now_ms {
+        Some(now) => whole_ms(now, "nowMs", what),
+        None => Ok(clock.now_ms()),
+    }
 }
 
 pub(crate) fn series_batches(inputs: &[SeriesBatchInput]) -> napi::Result<Vec<SeriesBatch<'_>>> {

@@ -12,11 +12,11 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
-use tessera_store::{BucketStore, Clock, OpenReport, StoreOptions, WindowRead};
+use tessera_store::{BucketStore, Clock, OpenReport, StoreOptions};
 
 use crate::conversions::{
     answer_cells, commit_input, dead_letter_output, key_columns, open_report_output,
-    position_output, resolver_state_record, rule_value, series_batches,
+    position_output, read_time, resolver_state_record, rule_value, series_batches, window_reads,
 };
 use crate::description::{whole_ms, StoreDescription};
 use crate::error::{from_store, guard, js_error};
@@ -132,21 +132,8 @@ fn run_queries(
         let mut results = Vec::with_capacity(queries.len());
         for query in queries {
             let keys = key_columns(&query.keys)?;
-            let reads = query
-                .reads
-                .iter()
-                .map(|r| {
-                    Ok(WindowRead {
-                        series_id: r.series_id.clone(),
-                        rule: r.rule as usize,
-                        window_ms: whole_ms(r.window_ms, "windowMs", &r.series_id)?,
-                    })
-                })
-                .collect::<napi::Result<Vec<_>>>()?;
-            let now = match query.now_ms {
-                Some(now) => whole_ms(now, "nowMs", "query")?,
-                None => clock.now_ms(),
-            };
+            let reads = window_reads(&query.reads)?;
+            let now = read_time(query.now_ms, clock, "query")?;
             let answer = store
                 .read_windows(&keys, &reads, now, query.explain.unwrap_or(false))
                 .map_err(from_store)?;

@@ -66,6 +66,18 @@ fn batch<'a>(keys: &'a [f64], ts: &'a [f64], values: &'a [f64]) -> SeriesBatch<'
     }
 }
 
+/// Commits `rows` as a stream would: merged into what the buckets hold.
+fn commit(store: &mut BucketStore, rows: &[Row]) {
+    let (k, t, v) = columns(rows);
+    store
+        .commit_batches(
+            &[batch(&k, &t, &v)],
+            CommitRecords::default(),
+            CommitMode::Merge,
+        )
+        .unwrap();
+}
+
 /// Both layouts of the series, as a backfill names them.
 fn both_layouts() -> Vec<BackfillLayout> {
     LAYOUTS
@@ -173,14 +185,7 @@ fn random_backfills_replace_per_key_and_bucket_and_later_runs_win() {
             if rng.below(3) > 0 {
                 let n = 1 + rng.below(60) as usize;
                 let rows = random_rows(&mut rng, n, NOW - 4 * DAY, NOW, &all_keys);
-                let (k, t, v) = columns(&rows);
-                store
-                    .commit_batches(
-                        &[batch(&k, &t, &v)],
-                        CommitRecords::default(),
-                        CommitMode::Merge,
-                    )
-                    .unwrap();
+                commit(&mut store, &rows);
                 model.add(&rows);
                 check(&store, &model, &format!("seed {seed} step {step} (stream)"));
                 continue;
@@ -300,14 +305,7 @@ fn an_unfinished_backfill_leaves_the_old_state_and_its_files_go_at_the_next_open
     };
     let mut store = open();
     let old: Vec<Row> = vec![(1, NOW - 5 * HOUR, 2.0), (1, NOW - 3 * HOUR, 3.0)];
-    let (k, t, v) = columns(&old);
-    store
-        .commit_batches(
-            &[batch(&k, &t, &v)],
-            CommitRecords::default(),
-            CommitMode::Merge,
-        )
-        .unwrap();
+    commit(&mut store, &old);
     let mut model = Model::default();
     model.add(&old);
     let layouts = both_layouts();

@@ -12,7 +12,7 @@ import { formatBytes } from '../../planner/storage.js';
 import { Tessera } from '../../tessera.js';
 import { type CliIO, type Command, UsageError } from '../command.js';
 import { loadFeatureModule } from '../load-features.js';
-import { cliTime } from '../options.js';
+import { cliTime, clockOption, storePathOption } from '../options.js';
 
 function list(value: string | boolean | undefined): string[] | undefined {
   if (typeof value !== 'string') return undefined;
@@ -123,12 +123,7 @@ export const aggregateBackfill: Command = {
       description: 'module exporting the feature classes and batch resolvers',
       required: true,
     },
-    path: {
-      type: 'string',
-      valueName: '<dir>',
-      description: 'the store directory',
-      required: true,
-    },
+    path: storePathOption,
     feature: {
       type: 'string',
       valueName: '<name>[,<name>...]',
@@ -150,11 +145,7 @@ export const aggregateBackfill: Command = {
       valueName: '<tag>[,<tag>...]',
       description: 'use only the batch resolvers carrying every one of these tags',
     },
-    clock: {
-      type: 'string',
-      valueName: '<time>',
-      description: 'pin the engine clock (default bounds, retention) to this ISO time',
-    },
+    clock: clockOption('the engine clock (default bounds, retention)'),
     plan: { type: 'boolean', description: 'print what the run would do, without writing' },
     json: { type: 'boolean', description: 'print the plan or the report as JSON' },
   },

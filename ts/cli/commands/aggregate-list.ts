@@ -23,7 +23,7 @@ function describeStore(path: string, plan: Plan) {
     const report = storedSeriesReport(
       plan,
       engine.openReport,
-      incompleteWindows(plan, engine, held, Date.now()),
+      incompleteWindows(plan, engine, held),
     );
     const stats = engine.stats();
     return {

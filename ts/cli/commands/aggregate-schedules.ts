@@ -10,7 +10,7 @@ import type { BackfillRunEntry } from '../../native.js';
 import { Tessera } from '../../tessera.js';
 import type { Command } from '../command.js';
 import { loadFeatureModule } from '../load-features.js';
-import { cliTime } from '../options.js';
+import { cliTime, clockOption, storePathOption } from '../options.js';
 
 const iso = (ms: number | null | undefined) =>
   typeof ms === 'number' ? new Date(ms).toISOString() : '-';
@@ -75,19 +75,10 @@ export const aggregateSchedules: Command = {
       description: 'module exporting the feature classes, batch resolvers and scheduled backfills',
       required: true,
     },
-    path: {
-      type: 'string',
-      valueName: '<dir>',
-      description: 'the store directory',
-      required: true,
-    },
+    path: storePathOption,
     json: { type: 'boolean', description: 'print the jobs and every recorded run as JSON' },
     run: { type: 'boolean', description: 'run the scheduler until interrupted (SIGINT, SIGTERM)' },
-    clock: {
-      type: 'string',
-      valueName: '<time>',
-      description: 'pin the engine clock to this ISO time (the scheduler keeps the wall clock)',
-    },
+    clock: clockOption('the engine clock (the scheduler keeps the wall clock)'),
   },
   async run({ options, io }) {
     const module = await loadFeatureModule(String(options.features), io.cwd);

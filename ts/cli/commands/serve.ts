@@ -13,7 +13,7 @@ import { bindProblem, DEFAULT_LIMITS, type ServeLimits, TOKEN_ENV } from '../../
 import { TesseraServer } from '../../server/server.js';
 import { type Command, type OptionValues, UsageError } from '../command.js';
 import { loadFeatureModule } from '../load-features.js';
-import { cliTime } from '../options.js';
+import { cliTime, clockOption, storePathOption } from '../options.js';
 
 /** The stream resolvers a module exports (directly, or in an exported list or object). */
 async function loadStreamResolvers(path: string, cwd: string): Promise<StreamResolver[]> {
@@ -79,12 +79,7 @@ export const serve: Command = {
       description: 'module exporting the feature classes and stream resolvers',
       required: true,
     },
-    path: {
-      type: 'string',
-      valueName: '<dir>',
-      description: 'the store directory',
-      required: true,
-    },
+    path: storePathOption,
     host: {
       type: 'string',
       valueName: '<address>',
@@ -115,11 +110,7 @@ export const serve: Command = {
       valueName: '<n>',
       description: `most feature windows per query (default ${DEFAULT_LIMITS.maxOutputs})`,
     },
-    clock: {
-      type: 'string',
-      valueName: '<time>',
-      description: 'pin the engine and stream clock to this ISO time (replays, tests)',
-    },
+    clock: clockOption('the engine and stream clock (replays, tests)'),
   },
   async run({ options, io }) {
     const port = wholeNumber(options, 'port', 0, 65_535) ?? 8080;
