@@ -159,18 +159,20 @@ describe('bucket sizes', () => {
     );
   });
 
-  it('refuses a continuous buffer, which this version cannot serve', () => {
-    const diagnostics = diagnose(
+  it('plans a continuous buffer on every read of the feature', () => {
+    const { plan: planned, diagnostics } = compile([
       userWith((user) => ({
-        total: windowed('7d', {
+        total: windowed('7d', '30d', {
           materialization: { bucketDuration: '1d', continuousBufferDuration: '36h' },
           expression: sumAmount(user),
         }),
       })),
-    );
-    expect(one(diagnostics, 'unsupported_option', 'user.total').message).toBe(
-      'user.total: materialization.continuousBufferDuration is not supported by this version of Tessera (windows are served from their buckets alone); remove it',
-    );
+    ]);
+    expect(diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    expect(planned.reads.map((r) => r.continuousBufferMs)).toEqual([
+      36 * 3_600_000,
+      36 * 3_600_000,
+    ]);
   });
 
   it('warns about buckets longer than the window', () => {

@@ -23,6 +23,7 @@ import {
   native,
   type OpenOptions,
   type OpenReportOutput,
+  type QueryBufferPlans,
   type ResolverStateRecord,
   type SeriesBatchInput,
   type SourcePositionInput,
@@ -137,6 +138,15 @@ export class BucketEngine {
 
   queryAsync(queries: WindowQuery[]): Promise<WindowQueryResult[]> {
     return callAsync(() => this.inner.queryAsync(queries));
+  }
+
+  /**
+   * Where the buffered reads (`bufferMs`) of each query take their parts from at its
+   * now: which stored buckets they merge and which raw rows they need in `raw`
+   * (docs/semantics.md section 9.6).
+   */
+  bufferPlans(queries: WindowQuery[]): QueryBufferPlans[] {
+    return call(() => this.inner.bufferPlans(queries));
   }
 
   /** The stored buckets of one series and key between two bucket starts (inclusive). */

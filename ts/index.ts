@@ -45,6 +45,8 @@ export {
   type TesseraOpenReport,
 } from './api/open-report.js';
 export type {
+  BufferExplanation,
+  BufferedRowsNeed,
   FeatureValue,
   GroupedItem,
   KeyValue,
@@ -98,6 +100,14 @@ export {
   type SchedulerOptions,
 } from './batch/schedules.js';
 export { BackfillRun, BucketEngine } from './bucket-engine.js';
+export {
+  isOnlineResolver,
+  makeOnlineResolver,
+  type OnlineResolver,
+  type OnlineResolverOptions,
+  type OnlineRowsRequest,
+} from './buffer/online-resolver.js';
+export { BufferRowsError } from './buffer/rows.js';
 export * from './dsl/index.js';
 export {
   ClosedError,
@@ -118,6 +128,7 @@ export type {
   BackfillReportOutput,
   BackfillRunEntry,
   BackfillRunOptions,
+  BufferPlanOutput,
   CommitOptions,
   CommitReportOutput,
   DeadLetterQuery,
@@ -130,6 +141,7 @@ export type {
   OpenOptions,
   OpenReportOutput,
   PartitionOffset,
+  QueryBufferPlans,
   ReportedSeriesSummary,
   ResolverStateRecord,
   RuleValue,

@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { InvalidOptionError, InvalidRowsError } from './api/errors.js';
+import { InvalidOptionError, InvalidQueryError, InvalidRowsError } from './api/errors.js';
 import { ClassIngest, type IngestRows, type PreparedBatch, type SeriesFed } from './api/ingest.js';
 import { type IncompleteWindow, openReport, type TesseraOpenReport } from './api/open-report.js';
 import { type OutputRef, QueryPlanner, type QueryRequest, type QueryResult } from './api/query.js';
@@ -29,6 +29,8 @@ import {
   type SchedulerOptions,
 } from './batch/schedules.js';
 import { BucketEngine } from './bucket-engine.js';
+import { isOnlineResolver, type OnlineResolver } from './buffer/online-resolver.js';
+import { attachBufferRows, bufferResolvers } from './buffer/rows.js';
 import { DefinitionError, type Diagnostic } from './dsl/errors.js';
 import { type AnyFeatureClass, definitionOf, isFeatureClass } from './dsl/feature-class.js';
 import type {
@@ -79,6 +81,12 @@ export interface TesseraOptions {
    * unique. See {@link Tessera.backfill}.
    */
   readonly batchResolvers?: readonly BatchResolver[];
+  /**
+   * Where continuous buffers read the raw rows of a window's most recent part at query
+   * time ({@link makeOnlineResolver}), at most one per class; a class without one is read
+   * through its batch resolvers (docs/semantics.md section 9.6).
+   */
+  readonly onlineResolvers?: readonly OnlineResolver[];
   /**
    * Scheduled backfill jobs declared with {@link ScheduledAggregateBackfill}, besides
    * those of the features' `backfillSchedule`. See {@link Tessera.schedules}.
@@ -164,6 +172,8 @@ export class Tessera {
   private readonly queries: QueryPlanner;
   /** The batch resolvers backfills read from. */
   readonly batchResolvers: readonly BatchResolver[];
+  /** The online resolvers continuous buffers read from. */
+  readonly onlineResolvers: readonly OnlineResolver[];
   private readonly declaredSchedules: readonly ScheduledAggregateBackfillJob[];
   private scheduler: BackfillScheduler | undefined;
 
@@ -174,6 +184,7 @@ export class Tessera {
     store: BucketEngine,
     report: TesseraOpenReport,
     batchResolvers: readonly BatchResolver[],
+    onlineResolvers: readonly OnlineResolver[],
     declaredSchedules: readonly ScheduledAggregateBackfillJob[],
   ) {
     this.path = path;
@@ -183,6 +194,7 @@ export class Tessera {
     this.openReport = report;
     this.queries = new QueryPlanner(plan);
     this.batchResolvers = batchResolvers;
+    this.onlineResolvers = onlineResolvers;
     this.declaredSchedules = declaredSchedules;
   }
 
@@ -212,6 +224,7 @@ export class Tessera {
       openOptions.bulkCommitBuckets = options.bulkCommitBuckets;
     if (options.clock !== undefined) openOptions.clockMs = toTimeMs(options.clock, 'clock');
     const resolvers = checkedBatchResolvers(options.batchResolvers ?? [], plan);
+    const online = checkedOnlineResolvers(options.onlineResolvers ?? [], plan, resolvers);
     const declared = options.scheduledBackfills ?? [];
     if (!Array.isArray(declared) || !declared.every(isScheduledAggregateBackfill)) {
       throw new InvalidOptionError(
@@ -229,6 +242,7 @@ export class Tessera {
       store,
       report,
       resolvers,
+      online,
       Object.freeze([...declared]),
     );
   }
@@ -378,14 +392,38 @@ export class Tessera {
    */
   query<const O extends readonly OutputRef[]>(request: QueryRequest<O>): QueryResult<O> {
     const prepared = this.queries.prepare(request);
+    const buffered = prepared.buffered.flatMap((b) => b.outputs);
+    if (buffered.length > 0) {
+      throw new InvalidQueryError(
+        `query: ${buffered.join(', ')} ${buffered.length === 1 ? 'has' : 'have'} a continuous buffer, read from raw rows at query time; use await tessera.queryAsync(...)`,
+      );
+    }
     return prepared.finish(this.store.query(prepared.queries));
   }
 
-  /** {@link query} with the native read off the event loop. */
+  /**
+   * {@link query} with the native read off the event loop. It also serves features with
+   * a continuous buffer: the most recent part of their windows is folded from raw rows
+   * that the class's online resolver (or its batch resolvers) returns for the query's
+   * keys (docs/semantics.md section 9.6); `explain` says which part.
+   */
   async queryAsync<const O extends readonly OutputRef[]>(
     request: QueryRequest<O>,
   ): Promise<QueryResult<O>> {
     const prepared = this.queries.prepare(request);
+    if (prepared.buffered.length > 0) {
+      await attachBufferRows(
+        {
+          plan: this.plan,
+          engine: this.store,
+          onlineResolvers: this.onlineResolvers,
+          batchResolvers: this.batchResolvers,
+          classIngest: (ns) => this.classTarget(ns),
+        },
+        prepared.queries,
+        prepared.buffered,
+      );
+    }
     return prepared.finish(await this.store.queryAsync(prepared.queries));
   }
 
@@ -499,6 +537,54 @@ function stagedCommitOptions(
 ): CommitOptions | undefined {
   if (positions === undefined) return options;
   return { ...options, positions: [...positions] };
+}
+
+/**
+ * The online resolvers of {@link TesseraOptions}, checked: made by makeOnlineResolver,
+ * unique names, one per planned class; and every feature with a continuous buffer has a
+ * class whose rows some resolver reads.
+ */
+function checkedOnlineResolvers(
+  given: readonly unknown[],
+  plan: Plan,
+  batch: readonly BatchResolver[],
+): readonly OnlineResolver[] {
+  if (!Array.isArray(given) || !given.every(isOnlineResolver)) {
+    throw new InvalidOptionError(
+      'Tessera.open: onlineResolvers takes online resolvers made by makeOnlineResolver',
+    );
+  }
+  const resolvers = given as OnlineResolver[];
+  for (const [i, r] of resolvers.entries()) {
+    if (!plan.classes.some((c) => c.namespace === r.namespace)) {
+      throw new BatchResolverError(
+        `online resolver ${r.name}: its output class ${r.namespace} is not among the planned classes`,
+      );
+    }
+    const twin = resolvers
+      .slice(0, i)
+      .find((o) => o.namespace === r.namespace || o.name === r.name);
+    if (twin !== undefined) {
+      throw new BatchResolverError(
+        twin.name === r.name
+          ? `online resolver ${r.name}: two online resolvers have this name`
+          : `online resolver ${r.name}: ${twin.name} already reads ${r.namespace} (one online resolver per class)`,
+      );
+    }
+  }
+  const series = new Map(plan.series.map((s) => [s.id, s]));
+  for (const read of plan.reads) {
+    if ((read.continuousBufferMs ?? 0) === 0) continue;
+    const namespace = series.get(read.series)?.namespace ?? '';
+    if (
+      bufferResolvers({ onlineResolvers: resolvers, batchResolvers: batch }, namespace) === null
+    ) {
+      throw new InvalidOptionError(
+        `${read.feature}: materialization.continuousBufferDuration reads raw rows of ${namespace} at query time, and no resolver reads them: pass an online resolver (makeOnlineResolver) or a batch resolver of ${namespace} to Tessera.open`,
+      );
+    }
+  }
+  return Object.freeze([...resolvers]);
 }
 
 /** The batch resolvers of {@link TesseraOptions}, checked: made by makeBatchResolver, unique names, planned classes. */

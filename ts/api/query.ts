@@ -8,8 +8,10 @@
 import type { ScalarKind } from '../dsl/nodes.js';
 import type { WindowRef } from '../dsl/window-ref.js';
 import type {
+  BufferPlanOutput,
   KeyPart,
   ListValue,
+  ValueExplanation as NativeExplanation,
   WindowQuery,
   WindowQueryResult,
   WindowReadInput,
@@ -108,6 +110,25 @@ export interface ValueExplanation {
   readonly bucketsMerged: number;
   /** True when the window held no data and the value is the feature's default. */
   readonly defaulted: boolean;
+  /** For a feature with a continuous buffer: which part came from raw rows. */
+  readonly buffer?: BufferExplanation;
+}
+
+/** The continuous-buffer part of a value (docs/semantics.md section 9.6). */
+export interface BufferExplanation {
+  /** The feature's buffer. */
+  readonly bufferMs: number;
+  /** Stored buckets are merged when they start before this; `null`: no bucket is. */
+  readonly bucketsBefore: Date | null;
+  /** The raw rows of the key with a time in `[rawFrom, rawTo]` were folded in. */
+  readonly rawFrom: Date;
+  readonly rawTo: Date;
+  /** How many raw rows of the key (after the ingest filters) the value folded. */
+  readonly rawRows: number;
+  /** The part of the window `[from, to)` that had no data, if any. */
+  readonly gap: { readonly from: Date; readonly to: Date } | null;
+  /** The end of the buckets backfills filled, `null` when none did. */
+  readonly filledUntil: Date | null;
 }
 
 /** One row of a query result. */
@@ -168,6 +189,11 @@ interface ResolvedOutput {
   /** The fallback is the aggregation's own value of an empty window (a count's 0). */
   readonly zeroIsOwnValue: boolean;
   readonly grouped: boolean;
+  /** The aggregated class, and its columns that make the series key (`fields` order). */
+  readonly namespace: string;
+  readonly seriesColumns: readonly string[];
+  /** The feature's continuous buffer, or 0. */
+  readonly bufferMs: number;
 }
 
 /** The outputs of a query, grouped by key shape. */
@@ -192,9 +218,31 @@ interface InputColumns {
   key(row: number): Readonly<Record<string, KeyValue>>;
 }
 
+/**
+ * What a native query with buffered reads needs: raw rows of some classes, for the keys
+ * of the query (docs/semantics.md section 9.6).
+ */
+export interface BufferedRowsNeed {
+  /** The index of the native query. */
+  readonly query: number;
+  /** The buffered outputs it serves (canonical names). */
+  readonly outputs: readonly string[];
+  /**
+   * One request per aggregated class and key columns: the buffered series it feeds and
+   * the query's keys as columns of the class (`{ user_id: [7, 8] }`).
+   */
+  readonly requests: readonly {
+    readonly namespace: string;
+    readonly series: ReadonlySet<string>;
+    readonly keys: Readonly<Record<string, readonly KeyValue[]>>;
+  }[];
+}
+
 /** A query prepared for the native call. */
 export interface PreparedQuery<O extends readonly OutputRef[]> {
   readonly queries: WindowQuery[];
+  /** The native queries with buffered reads, and the raw rows they need. */
+  readonly buffered: readonly BufferedRowsNeed[];
   finish(results: WindowQueryResult[]): QueryResult<O>;
 }
 
@@ -244,6 +292,7 @@ export class QueryPlanner {
     });
     return {
       queries,
+      buffered: bufferedNeeds(plan, input),
       finish: (results) => assemble(plan, input, results, explain),
     };
   }
@@ -395,14 +444,88 @@ export class QueryPlanner {
       info,
       fields,
       shape: fields.map((f) => `${f.names[0]}:${f.encoding}`).join('|'),
-      read: { seriesId: read.series, rule: read.rule, windowMs: read.windowMs },
+      read:
+        (read.continuousBufferMs ?? 0) > 0
+          ? {
+              seriesId: read.series,
+              rule: read.rule,
+              windowMs: read.windowMs,
+              bufferMs: read.continuousBufferMs ?? 0,
+            }
+          : { seriesId: read.series, rule: read.rule, windowMs: read.windowMs },
       decode: decoder(valueType, rule.aggregation.kind),
       fallback: fromJson(read.default, valueType),
       // A count-like window of nothing is 0 by itself: serving that 0 is no default.
       zeroIsOwnValue: isCountLike(rule.aggregation.kind) && read.default === 0,
       grouped,
+      namespace: series.namespace,
+      seriesColumns: series.groupKey,
+      bufferMs: read.continuousBufferMs ?? 0,
     };
   }
+}
+
+function bufferExplanation(
+  bufferMs: number,
+  plan: BufferPlanOutput,
+  native: NativeExplanation,
+): BufferExplanation {
+  const at = (ms: number | undefined | null) =>
+    ms === undefined || ms === null ? null : new Date(ms);
+  const gapFrom = at(plan.gapFromMs);
+  const gapTo = at(plan.gapToMs);
+  return {
+    bufferMs,
+    bucketsBefore: at(plan.bucketsBeforeMs),
+    rawFrom: new Date(plan.rawFromMs),
+    rawTo: new Date(plan.rawToMs),
+    rawRows: native.bufferRows ?? 0,
+    gap: gapFrom === null || gapTo === null ? null : { from: gapFrom, to: gapTo },
+    filledUntil: at(plan.filledUntilMs),
+  };
+}
+
+/** The raw rows each native query with buffered reads needs, and for which keys. */
+function bufferedNeeds(plan: OutputPlan, input: InputColumns): BufferedRowsNeed[] {
+  const needs: BufferedRowsNeed[] = [];
+  plan.groups.forEach((group, query) => {
+    const outputs = group.outputIndexes
+      .map((i) => plan.outputs[i] as ResolvedOutput)
+      .filter((o) => o.bufferMs > 0);
+    if (outputs.length === 0) return;
+    const requests = new Map<
+      string,
+      { namespace: string; series: Set<string>; keys: Record<string, readonly KeyValue[]> }
+    >();
+    for (const output of outputs) {
+      const id = `${output.namespace}(${output.seriesColumns.join(',')})`;
+      let request = requests.get(id);
+      if (request === undefined) {
+        // Rows with a null key part have no data: they are left out of the request.
+        const columns = output.fields.map(
+          (f) => input.column(f.names[0]) ?? input.column(f.names[1]) ?? [],
+        );
+        const rows: number[] = [];
+        for (let i = 0; i < input.length; i++) {
+          if (columns.every((c) => c[i] !== null && c[i] !== undefined)) rows.push(i);
+        }
+        const keys: Record<string, readonly KeyValue[]> = {};
+        output.seriesColumns.forEach((column, c) => {
+          const values = columns[c] ?? [];
+          keys[column] = rows.map((i) => values[i] as KeyValue);
+        });
+        request = { namespace: output.namespace, series: new Set(), keys };
+        requests.set(id, request);
+      }
+      request.series.add(output.info.series);
+    }
+    needs.push({
+      query,
+      outputs: outputs.map((o) => o.info.canonical),
+      requests: [...requests.values()],
+    });
+  });
+  return needs;
 }
 
 function isWindowRef(value: unknown): value is WindowRef<unknown> {
@@ -681,7 +804,7 @@ function assemble<O extends readonly OutputRef[]>(
         const e = result.explanations?.[cell];
         const first = e?.firstBucketStartMs ?? Number.NaN;
         const last = e?.lastBucketStartMs ?? Number.NaN;
-        explanations.push({
+        const explanation: ValueExplanation = {
           output: output.info.canonical,
           windowMs: output.info.windowMs,
           bucketSizeMs: output.info.bucketSizeMs,
@@ -691,7 +814,12 @@ function assemble<O extends readonly OutputRef[]>(
           lastBucketStartMs: last,
           bucketsMerged: e?.bucketsMerged ?? 0,
           defaulted: decoded === undefined && !output.zeroIsOwnValue,
-        });
+        };
+        explanations.push(
+          e?.buffer === undefined
+            ? explanation
+            : { ...explanation, buffer: bufferExplanation(output.bufferMs, e.buffer, e) },
+        );
       }
     }
     const r: {

@@ -381,10 +381,13 @@ function resolveRun(context: BackfillContext, options: BackfillOptions): Resolve
   };
 }
 
-/** A batch resolver's rows for a run, as batches of rows or columns. */
-async function* resolverBatches(
+/**
+ * A batch resolver's rows for a run, as batches of rows or columns; `columns` narrows a
+ * SQL resolver's result to the columns the run needs.
+ */
+export async function* resolverBatches(
   resolver: BatchResolver,
-  context: BackfillContext,
+  plan: Plan,
   run: BatchRun,
   sql: () => Promise<SqlRunner>,
   columns: ReadonlySet<string> | undefined,
@@ -393,7 +396,7 @@ async function* resolverBatches(
   if (source.kind === 'sql') {
     const runner = await sql();
     const text = typeof source.sql === 'string' ? source.sql : source.sql(run);
-    const cls = classPlan(context.plan, resolver.namespace);
+    const cls = classPlan(plan, resolver.namespace);
     yield* runner.batches(await runner.plan(text, cls, run, columns));
   } else if (source.kind === 'rows') {
     yield* source.rows(run);
@@ -447,7 +450,8 @@ async function distinctBuckets(
   });
 }
 
-function batchLength(rows: BatchRows): number {
+/** Rows in one batch of rows or columns. */
+export function batchLength(rows: BatchRows): number {
   if (Array.isArray(rows)) return rows.length;
   for (const column of Object.values(rows as BatchColumns)) return column.length;
   return 0;
@@ -460,7 +464,7 @@ function classPlan(plan: Plan, namespace: string) {
 }
 
 /** A lazily opened DuckDB database for a run, closed with it. */
-function sqlSession(): { get: () => Promise<SqlRunner>; close: () => void } {
+export function sqlSession(): { get: () => Promise<SqlRunner>; close: () => void } {
   let opened: Promise<SqlRunner> | undefined;
   return {
     get: () => {
@@ -589,7 +593,7 @@ export async function runBackfill(
       try {
         for await (const batch of resolverBatches(
           resolver,
-          context,
+          context.plan,
           resolved.run,
           session.get,
           columns,

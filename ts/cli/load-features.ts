@@ -7,6 +7,7 @@ import {
   isScheduledAggregateBackfill,
   type ScheduledAggregateBackfillJob,
 } from '../batch/schedules.js';
+import { isOnlineResolver, type OnlineResolver } from '../buffer/online-resolver.js';
 import { type AnyFeatureClass, isFeatureClass } from '../dsl/feature-class.js';
 import { UsageError } from './command.js';
 
@@ -17,6 +18,8 @@ export interface FeatureModule {
   readonly batchResolvers: BatchResolver[];
   /** Exported scheduled backfill jobs (`ScheduledAggregateBackfill`). */
   readonly scheduledBackfills: ScheduledAggregateBackfillJob[];
+  /** Exported online resolvers (`makeOnlineResolver`), for continuous buffers. */
+  readonly onlineResolvers: OnlineResolver[];
 }
 
 /**
@@ -30,8 +33,8 @@ export async function loadFeatureClasses(path: string, cwd: string): Promise<Any
 
 /**
  * Imports the module at `path` (relative to `cwd`): its feature classes (as
- * {@link loadFeatureClasses} finds them), batch resolvers and scheduled backfills, found
- * the same way.
+ * {@link loadFeatureClasses} finds them), batch resolvers, online resolvers and scheduled
+ * backfills, found the same way.
  */
 export async function loadFeatureModule(path: string, cwd: string): Promise<FeatureModule> {
   const file = resolve(cwd, path);
@@ -50,10 +53,12 @@ export async function loadFeatureModule(path: string, cwd: string): Promise<Feat
   const found = new Set<AnyFeatureClass>();
   const resolvers = new Set<BatchResolver>();
   const schedules = new Set<ScheduledAggregateBackfillJob>();
+  const online = new Set<OnlineResolver>();
   const take = (value: unknown): boolean => {
     if (isFeatureClass(value)) found.add(value);
     else if (isBatchResolver(value)) resolvers.add(value);
     else if (isScheduledAggregateBackfill(value)) schedules.add(value);
+    else if (isOnlineResolver(value)) online.add(value);
     else return false;
     return true;
   };
@@ -74,5 +79,6 @@ export async function loadFeatureModule(path: string, cwd: string): Promise<Feat
     classes: [...found],
     batchResolvers: [...resolvers],
     scheduledBackfills: [...schedules],
+    onlineResolvers: [...online],
   };
 }

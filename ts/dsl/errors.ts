@@ -49,8 +49,6 @@ export type DiagnosticCode =
   | 'invalid_backfill_schedule'
   /** `backfillTags` is not a list of lists of strings. */
   | 'invalid_backfill_tags'
-  /** An option this version of Tessera does not serve (refused, never ignored). */
-  | 'unsupported_option'
   /** A foreign key names a feature that does not exist. */
   | 'invalid_reference'
   /** An expression traverses a relation that is not a has-many of the feature's class. */

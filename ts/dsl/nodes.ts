@@ -133,8 +133,9 @@ export interface MaterializationConfig {
    */
   readonly backfillSchedule?: string;
   /**
-   * The most recent part of a window to compute from raw events. Not supported by this
-   * version: a non-zero buffer is a definition error (`unsupported_option`).
+   * The most recent part of a window to compute from raw rows at query time, read
+   * through the class's online resolver (or its batch resolvers) instead of from
+   * buckets (docs/semantics.md section 9.6). Served by `queryAsync`.
    */
   readonly continuousBufferDuration?: string;
   /** One scheduled backfill job per tag set: `[[], ['source:a'], ['source:b']]`. */

@@ -166,14 +166,6 @@ export function assignBuckets(
         'invalid_duration',
         `${feature}: materialization.continuousBufferDuration '${text}' is not a duration >= 0${!parsed.ok ? `: ${parsed.error.message}` : ''}`,
       );
-    } else if (parsed.ms > 0) {
-      // Refused rather than accepted and ignored: this version serves every window from
-      // its buckets and has no raw-row head to compute the buffer from.
-      diags.error(
-        feature,
-        'unsupported_option',
-        `${feature}: materialization.continuousBufferDuration is not supported by this version of Tessera (windows are served from their buckets alone); remove it`,
-      );
     } else continuousBufferMs = parsed.ms;
   }
   if (diags.errorCount() > before) return null;

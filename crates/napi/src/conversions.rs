@@ -4,16 +4,16 @@
 use napi::bindgen_prelude::{Either, Float64Array};
 use tessera_core::{AggValue, Item};
 use tessera_store::{
-    Clock, CommitMode, DeadLetter, KeyColumn, OpenReport, ResolverState, SeriesBatch,
+    BufferPlan, Clock, CommitMode, DeadLetter, KeyColumn, OpenReport, ResolverState, SeriesBatch,
     SourcePosition, ValueColumn, WindowRead,
 };
 
 use crate::description::whole_ms;
 use crate::error::js_error;
 use crate::objects::{
-    CommitOptions, DeadLetterRecord, KeyPart, ListValue, OpenReportOutput, PartitionOffset,
-    ReportedSeriesSummary, ResolverStateRecord, RuleValue, SeriesBatchInput, SourcePositionInput,
-    WindowReadInput,
+    BufferPlanOutput, CommitOptions, DeadLetterRecord, KeyPart, ListValue, OpenReportOutput,
+    PartitionOffset, ReportedSeriesSummary, ResolverStateRecord, RuleValue, SeriesBatchInput,
+    SourcePositionInput, WindowReadInput,
 };
 
 pub(crate) fn key_columns(parts: &[KeyPart]) -> napi::Result<Vec<KeyColumn<'_>>> {
@@ -43,6 +43,35 @@ pub(crate) fn window_reads(reads: &[WindowReadInput]) -> napi::Result<Vec<Window
             })
         })
         .collect()
+}
+
+/// The continuous buffer of each read in ms (0: none).
+pub(crate) fn read_buffers(reads: &[WindowReadInput]) -> napi::Result<Vec<i64>> {
+    reads
+        .iter()
+        .map(|r| match r.buffer_ms {
+            None => Ok(0),
+            Some(ms) if ms >= 0.0 => whole_ms(ms, "bufferMs", &r.series_id),
+            Some(ms) => Err(js_error(
+                "INVALID_BATCH",
+                format!("series '{}': bufferMs is {ms}, not >= 0", r.series_id),
+            )),
+        })
+        .collect()
+}
+
+/// A buffered read's plan at the boundary.
+pub(crate) fn buffer_plan_output(read: usize, plan: &BufferPlan) -> BufferPlanOutput {
+    BufferPlanOutput {
+        read: read as u32,
+        buckets_before_ms: (plan.buckets_before_ms != i64::MIN)
+            .then_some(plan.buckets_before_ms as f64),
+        raw_from_ms: plan.raw_from_ms as f64,
+        raw_to_ms: plan.raw_to_ms as f64,
+        gap_from_ms: plan.gap.map(|(from, _)| from as f64),
+        gap_to_ms: plan.gap.map(|(_, to)| to as f64),
+        filled_until_ms: plan.filled_until_ms.map(|ms| ms as f64),
+    }
 }
 
 /// The time a read is asked at: `now_ms` when given (for `what`), else the engine clock.

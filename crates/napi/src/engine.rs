@@ -12,19 +12,20 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
-use tessera_store::{BucketStore, Clock, OpenReport, StoreOptions};
+use tessera_store::{BucketStore, BufferedReads, Clock, OpenReport, StoreOptions};
 
 use crate::conversions::{
-    answer_cells, commit_input, dead_letter_output, key_columns, open_report_output,
-    position_output, read_time, resolver_state_record, rule_value, series_batches, window_reads,
+    answer_cells, buffer_plan_output, commit_input, dead_letter_output, key_columns,
+    open_report_output, position_output, read_buffers, read_time, resolver_state_record,
+    rule_value, series_batches, window_reads,
 };
 use crate::description::{whole_ms, StoreDescription};
 use crate::error::{from_store, guard, js_error};
 use crate::objects::{
     CommitOptions, CommitReportOutput, DeadLetterQuery, DeadLetterRecord, EngineStats,
-    IngestReportOutput, KeyPart, OpenOptions, OpenReportOutput, ResolverStateRecord,
-    SeriesBatchInput, SourcePositionInput, StoredBucketOutput, ValueExplanation, WindowQuery,
-    WindowQueryResult,
+    IngestReportOutput, KeyPart, OpenOptions, OpenReportOutput, QueryBufferPlans,
+    ResolverStateRecord, SeriesBatchInput, SourcePositionInput, StoredBucketOutput,
+    ValueExplanation, WindowQuery, WindowQueryResult,
 };
 use crate::tasks::StoreTask;
 
@@ -133,9 +134,15 @@ fn run_queries(
         for query in queries {
             let keys = key_columns(&query.keys)?;
             let reads = window_reads(&query.reads)?;
+            let buffers = read_buffers(&query.reads)?;
+            let raw = series_batches(query.raw.as_deref().unwrap_or_default())?;
             let now = read_time(query.now_ms, clock, "query")?;
+            let buffered = buffers.iter().any(|&b| b > 0).then_some(BufferedReads {
+                buffers_ms: &buffers,
+                raw: &raw,
+            });
             let answer = store
-                .read_windows(&keys, &reads, now, query.explain.unwrap_or(false))
+                .read_windows_buffered(&keys, &reads, now, query.explain.unwrap_or(false), buffered)
                 .map_err(from_store)?;
             let cells = answer.values.len();
             let (numbers, lists) = answer_cells(answer.values);
@@ -151,16 +158,51 @@ fn run_queries(
                 lists,
                 explanations: answer.explanations.map(|e| {
                     e.into_iter()
-                        .map(|x| ValueExplanation {
+                        .enumerate()
+                        .map(|(cell, x)| ValueExplanation {
                             first_bucket_start_ms: x.first_bucket_start as f64,
                             last_bucket_start_ms: x.last_bucket_start as f64,
                             buckets_merged: x.buckets_merged,
+                            buffer: x
+                                .buffer
+                                .map(|b| buffer_plan_output(cell % reads.len(), &b.plan)),
+                            buffer_rows: x.buffer.map(|b| b.raw_rows),
                         })
                         .collect()
                 }),
             });
         }
         Ok(results)
+    })
+}
+
+/// The plans of the buffered reads of each query.
+fn buffer_plans(
+    store: &Shared,
+    clock: &Clock,
+    queries: &[WindowQuery],
+) -> napi::Result<Vec<QueryBufferPlans>> {
+    reading(store, |store| {
+        queries
+            .iter()
+            .map(|query| {
+                let reads = window_reads(&query.reads)?;
+                let buffers = read_buffers(&query.reads)?;
+                let now = read_time(query.now_ms, clock, "query")?;
+                let plans = store
+                    .buffer_plans(&reads, &buffers, now)
+                    .map_err(from_store)?;
+                Ok(QueryBufferPlans {
+                    plans: plans
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(read, plan)| {
+                            plan.as_ref().map(|p| buffer_plan_output(read, p))
+                        })
+                        .collect(),
+                })
+            })
+            .collect()
     })
 }
 
@@ -291,6 +333,15 @@ impl NativeEngine {
     #[napi(catch_unwind)]
     pub fn query(&self, queries: Vec<WindowQuery>) -> napi::Result<Vec<WindowQueryResult>> {
         guard("query", || run_queries(&self.store, &self.clock, &queries))
+    }
+
+    /// Where the buffered reads of each query take their parts from at its now: the raw
+    /// rows a query must pass in `raw` (docs/semantics.md section 9.6).
+    #[napi(catch_unwind)]
+    pub fn buffer_plans(&self, queries: Vec<WindowQuery>) -> napi::Result<Vec<QueryBufferPlans>> {
+        guard("bufferPlans", || {
+            buffer_plans(&self.store, &self.clock, &queries)
+        })
     }
 
     /// `query` on the libuv pool.

@@ -151,6 +151,9 @@ pub struct WindowReadInput {
     pub series_id: String,
     pub rule: u32,
     pub window_ms: f64,
+    /// The continuous buffer of the feature in ms (docs/semantics.md section 9.6); none
+    /// or 0 reads buckets alone.
+    pub buffer_ms: Option<f64>,
 }
 
 /// Reads for many keys: the answer has `rows x reads` cells, row-major.
@@ -161,6 +164,32 @@ pub struct WindowQuery {
     /// The query's now in Unix ms (default: the engine's clock).
     pub now_ms: Option<f64>,
     pub explain: Option<bool>,
+    /// Raw rows for the buffered reads, as an ingest's batches: each buffered read folds
+    /// the rows of its series, key and raw range (see `bufferPlans`).
+    pub raw: Option<Vec<SeriesBatchInput>>,
+}
+
+/// Where the parts of one buffered read come from (docs/semantics.md section 9.6).
+#[napi(object)]
+pub struct BufferPlanOutput {
+    /// The read's index in its query.
+    pub read: u32,
+    /// Stored buckets starting before this are merged; `null`: none is.
+    pub buckets_before_ms: Option<f64>,
+    /// Raw rows with a time in [rawFromMs, rawToMs] are folded in (none when from > to).
+    pub raw_from_ms: f64,
+    pub raw_to_ms: f64,
+    /// The part of the window [gapFromMs, gapToMs) that has no data, if any.
+    pub gap_from_ms: Option<f64>,
+    pub gap_to_ms: Option<f64>,
+    /// The end of the buckets backfills filled, if any did.
+    pub filled_until_ms: Option<f64>,
+}
+
+/// The buffered reads of one query.
+#[napi(object)]
+pub struct QueryBufferPlans {
+    pub plans: Vec<BufferPlanOutput>,
 }
 
 /// A cell whose value is not one number: a list of items (min_by_n, top-k) or a vector.
@@ -178,6 +207,9 @@ pub struct ValueExplanation {
     pub first_bucket_start_ms: f64,
     pub last_bucket_start_ms: f64,
     pub buckets_merged: u32,
+    /// For a buffered read: its plan, and the raw rows of this key folded into the value.
+    pub buffer: Option<BufferPlanOutput>,
+    pub buffer_rows: Option<u32>,
 }
 
 #[napi(object)]

@@ -410,6 +410,7 @@ impl Backfill {
                 range.start_ms,
                 range.end_ms,
             )?;
+            store.extend_filled(&range.series_id, range.bucket_size_ms, range.end_ms)?;
         }
         Ok(self.report)
     }

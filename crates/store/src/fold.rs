@@ -651,7 +651,7 @@ fn first_bad_row(
 /// The millisecond holding `t`: `t.floor()` for the checked range (|t| <= 8.64e15), without
 /// the call into libm that `floor` costs on baseline x86-64.
 #[inline]
-fn floor_ms(t: f64) -> i64 {
+pub(crate) fn floor_ms(t: f64) -> i64 {
     let truncated = t as i64;
     truncated - i64::from((truncated as f64) > t)
 }

@@ -4,6 +4,7 @@
 
 pub mod backfill;
 mod bucket_table;
+pub mod buffer;
 mod bulk;
 pub mod commit;
 pub mod coverage;
@@ -22,6 +23,7 @@ mod sources;
 pub mod store;
 
 pub use backfill::{Backfill, BackfillLayout, BackfillOptions, BackfillRange, BackfillReport};
+pub use buffer::BufferPlan;
 pub use commit::{CommitRecords, CommitReport, IngestReport};
 pub use coverage::WindowCoverage;
 pub use error::{StoreError, StoreErrorKind, StoreResult};
@@ -31,6 +33,8 @@ pub use meta::{
     store_column_families, DeadLetter, ResolverState, SourcePosition, STORE_FORMAT_VERSION,
 };
 pub use options::{Clock, CommitMode, StoreOptions};
-pub use reads::{Explanation, StoredBucket, WindowAnswer, WindowRead};
+pub use reads::{
+    BufferExplanation, BufferedReads, Explanation, StoredBucket, WindowAnswer, WindowRead,
+};
 pub use runs::BackfillRunRecord;
 pub use store::{BucketStore, OpenReport};

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use tessera_core::{AggState, AggValue};
 
+use crate::buffer::{buffer_plan, BufferPlan};
 use crate::error::{invalid_batch, StoreError, StoreErrorKind, StoreResult};
-use crate::fold::{KeyColumn, NULL_CODE};
+use crate::fold::{floor_ms, KeyColumn, PendingDelta, SeriesBatch, NULL_CODE};
 use crate::key::{bucket_key, int_key_part, parse_bucket_key, push_int_part, push_text_part};
 use crate::layout::SeriesLayout;
 use crate::record::decode_record;
@@ -29,6 +30,26 @@ pub struct Explanation {
     pub last_bucket_start: i64,
     /// How many of those buckets held data and were merged.
     pub buckets_merged: u32,
+    /// For a window with a continuous buffer: where its parts came from.
+    pub buffer: Option<BufferExplanation>,
+}
+
+/// The continuous-buffer part of a value (docs/semantics.md section 9.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferExplanation {
+    pub plan: BufferPlan,
+    /// Raw rows of the value's key, with a time in the plan's raw range, that were folded
+    /// into it (after the series' ingest filters).
+    pub raw_rows: u32,
+}
+
+/// A window read with a continuous buffer, and the raw rows it may take.
+#[derive(Debug, Clone, Copy)]
+pub struct BufferedReads<'a> {
+    /// One entry per read: the buffer in ms, 0 for a read served from buckets alone.
+    pub buffers_ms: &'a [i64],
+    /// Raw rows of the buffered series (the rows of other keys and times are skipped).
+    pub raw: &'a [SeriesBatch<'a>],
 }
 
 /// The answer to a window query: `values[row * reads + read]`.
@@ -58,8 +79,70 @@ impl BucketStore {
         now_ms: i64,
         explain: bool,
     ) -> StoreResult<WindowAnswer> {
+        self.read_windows_buffered(keys, reads, now_ms, explain, None)
+    }
+
+    /// Where each buffered read's parts come from at `now_ms` (`None` for a read without
+    /// a buffer): what raw rows a query must supply (docs/semantics.md section 9.6).
+    pub fn buffer_plans(
+        &self,
+        reads: &[WindowRead],
+        buffers_ms: &[i64],
+        now_ms: i64,
+    ) -> StoreResult<Vec<Option<BufferPlan>>> {
+        if buffers_ms.len() != reads.len() {
+            return Err(invalid_batch(format!(
+                "{} buffers for {} reads",
+                buffers_ms.len(),
+                reads.len()
+            )));
+        }
+        reads
+            .iter()
+            .zip(buffers_ms)
+            .map(|(read, &buffer_ms)| {
+                if buffer_ms <= 0 {
+                    return Ok(None);
+                }
+                let series = &self.series[self.series_index(&read.series_id)?];
+                let (layout, _) = series.rule_slots.get(read.rule).copied().ok_or_else(|| {
+                    invalid_batch(format!(
+                        "series '{}' has no rule {}",
+                        read.series_id, read.rule
+                    ))
+                })?;
+                let span = series.layouts[layout].span;
+                let window = span.window(now_ms, read.window_ms);
+                let filled = self.filled_until(&read.series_id, span.size_ms())?;
+                Ok(Some(buffer_plan(
+                    span,
+                    window.first_start,
+                    now_ms,
+                    buffer_ms,
+                    filled,
+                )))
+            })
+            .collect()
+    }
+
+    /// [`BucketStore::read_windows`], with reads whose most recent part comes from raw
+    /// rows (a continuous buffer): each buffered read merges its stored buckets before the
+    /// plan's cut and the raw rows of its key in the plan's raw range, folded by the
+    /// same rules as an ingest.
+    pub fn read_windows_buffered(
+        &self,
+        keys: &[KeyColumn<'_>],
+        reads: &[WindowRead],
+        now_ms: i64,
+        explain: bool,
+        buffered: Option<BufferedReads<'_>>,
+    ) -> StoreResult<WindowAnswer> {
         let rows = key_rows(keys)?;
-        let groups = self.plan_reads(reads, now_ms)?;
+        let mut groups = self.plan_reads(reads, now_ms)?;
+        let overlays = match buffered {
+            None => Vec::new(),
+            Some(buffered) => self.buffer_overlays(&mut groups, reads, now_ms, buffered)?,
+        };
         let wall = self.options.clock.now_ms();
         // A window without data evaluates the empty state: null, or 0 for count.
         let empty: Vec<AggValue> = groups
@@ -79,6 +162,9 @@ impl BucketStore {
                         first_bucket_start: plan.first_start,
                         last_bucket_start: plan.last_start,
                         buckets_merged: 0,
+                        buffer: plan
+                            .buffer
+                            .map(|plan| BufferExplanation { plan, raw_rows: 0 }),
                     });
                 }
             }
@@ -132,7 +218,10 @@ impl BucketStore {
                             AggState::decode(rest).map_err(|e| corrupt_bucket(series, e))?;
                         rest = &rest[used..];
                         for (slot, read) in group.reads.iter().enumerate() {
-                            if read.position != position || parts.start < read.first_start {
+                            if read.position != position
+                                || parts.start < read.first_start
+                                || parts.start >= read.buckets_before
+                            {
                                 continue;
                             }
                             match &mut accumulators[slot] {
@@ -149,6 +238,32 @@ impl BucketStore {
                     iter.next();
                 }
                 iter.status()?;
+                for (slot, read) in group.reads.iter().enumerate() {
+                    let Some(overlay) = read.overlay.map(|o| &overlays[o]) else {
+                        continue;
+                    };
+                    if let Some(buckets) = overlay.buckets.get(&(group_key.clone(), size)) {
+                        for (start, states) in buckets {
+                            if *start < read.first_start {
+                                continue;
+                            }
+                            let Some(state) = states.get(read.position) else {
+                                continue;
+                            };
+                            match &mut accumulators[slot] {
+                                Some(acc) => {
+                                    acc.merge(state).map_err(|e| corrupt_bucket(series, e))?
+                                }
+                                empty => *empty = Some(state.clone()),
+                            }
+                        }
+                    }
+                    if let Some(e) = explanations.as_mut() {
+                        if let Some(buffer) = &mut e[row * reads.len() + read.read_index].buffer {
+                            buffer.raw_rows = overlay.rows.get(&group_key).copied().unwrap_or(0);
+                        }
+                    }
+                }
                 for (slot, read) in group.reads.iter().enumerate() {
                     if let Some(acc) = &accumulators[slot] {
                         values[row * reads.len() + read.read_index] = acc.evaluate();
@@ -231,6 +346,96 @@ impl BucketStore {
         Ok(out)
     }
 
+    /// Plans the buffered reads of `plan` and folds the raw rows each distinct (series,
+    /// raw range) takes into an overlay.
+    fn buffer_overlays(
+        &self,
+        plan: &mut ReadPlan,
+        reads: &[WindowRead],
+        now_ms: i64,
+        buffered: BufferedReads<'_>,
+    ) -> StoreResult<Vec<RawOverlay>> {
+        let plans = self.buffer_plans(reads, buffered.buffers_ms, now_ms)?;
+        let mut overlays: Vec<RawOverlay> = Vec::new();
+        let mut overlay_of: HashMap<(usize, i64, i64), usize> = HashMap::new();
+        for group in &mut plan.groups {
+            for read in &mut group.reads {
+                let Some(buffer) = plans[read.read_index] else {
+                    continue;
+                };
+                plan.per_read[read.read_index].buffer = Some(buffer);
+                read.buckets_before = buffer.buckets_before_ms;
+                if buffer.raw_from_ms > buffer.raw_to_ms {
+                    continue;
+                }
+                let range = (group.series, buffer.raw_from_ms, buffer.raw_to_ms);
+                let index = match overlay_of.get(&range) {
+                    Some(&index) => index,
+                    None => {
+                        overlays.push(self.raw_overlay(range, buffered.raw)?);
+                        overlay_of.insert(range, overlays.len() - 1);
+                        overlays.len() - 1
+                    }
+                };
+                read.overlay = Some(index);
+            }
+        }
+        Ok(overlays)
+    }
+
+    /// Folds the rows of `raw` that feed series `series` with a time in `[from, to]`.
+    fn raw_overlay(
+        &self,
+        (series_index, from, to): (usize, i64, i64),
+        raw: &[SeriesBatch<'_>],
+    ) -> StoreResult<RawOverlay> {
+        let series = &self.series[series_index];
+        let mut delta = PendingDelta::default();
+        let mut rows: HashMap<Vec<u8>, u32> = HashMap::new();
+        let mut group_key = Vec::with_capacity(32);
+        for batch in raw.iter().filter(|b| b.series_id == series.spec.id) {
+            PendingDelta::validate(series, batch)?;
+            let in_range = |&r: &u32| {
+                let t = floor_ms(batch.timestamps_ms[r as usize]);
+                from <= t && t <= to
+            };
+            let selected: Vec<u32> = match batch.selection {
+                Some(selection) => selection.iter().copied().filter(in_range).collect(),
+                None => (0..batch.timestamps_ms.len() as u32)
+                    .filter(in_range)
+                    .collect(),
+            };
+            for &row in &selected {
+                if encode_key_row(&batch.keys, row as usize, &mut group_key)? {
+                    *rows.entry(group_key.clone()).or_default() += 1;
+                }
+            }
+            let narrowed = SeriesBatch {
+                selection: Some(&selected),
+                ..batch.clone()
+            };
+            delta.fold(series_index, series, &narrowed);
+        }
+        let mut buckets = OverlayBuckets::new();
+        let mut failure = None;
+        delta.write_records(&self.series, |key, record| {
+            let Some(parts) = parse_bucket_key(key) else {
+                return;
+            };
+            match decode_record(record) {
+                Ok(states) => buckets
+                    .entry((parts.group_key.to_vec(), parts.size_ms))
+                    .or_default()
+                    .push((parts.start, states)),
+                Err(e) => failure = Some(corrupt_bucket(series, e)),
+            }
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok(RawOverlay { buckets, rows })
+    }
+
     fn plan_reads(&self, reads: &[WindowRead], now_ms: i64) -> StoreResult<ReadPlan> {
         let mut plan = ReadPlan::default();
         let mut group_of: HashMap<(usize, usize), usize> = HashMap::new();
@@ -258,6 +463,7 @@ impl BucketStore {
                 rule: read.rule,
                 first_start: window.first_start,
                 last_start: window.last_start,
+                buffer: None,
             });
             let group = *group_of
                 .entry((series_index, layout_index))
@@ -279,6 +485,8 @@ impl BucketStore {
                 read_index,
                 position,
                 first_start: window.first_start,
+                buckets_before: i64::MAX,
+                overlay: None,
             });
         }
         Ok(plan)
@@ -296,6 +504,8 @@ struct ReadWindow {
     rule: usize,
     first_start: i64,
     last_start: i64,
+    /// A buffered read's plan.
+    buffer: Option<BufferPlan>,
 }
 
 struct ReadGroup {
@@ -312,6 +522,21 @@ struct PlannedRead {
     read_index: usize,
     position: usize,
     first_start: i64,
+    /// Stored buckets starting at or after this are not merged (a buffer serves them).
+    buckets_before: i64,
+    /// The raw-row overlay a buffered read merges.
+    overlay: Option<usize>,
+}
+
+/// (group key, bucket size) -> (bucket start, the layout's states).
+type OverlayBuckets = HashMap<(Vec<u8>, i64), Vec<(i64, Vec<AggState>)>>;
+
+/// The raw rows of one series and one time range, folded into buckets as an ingest would
+/// fold them, for the buffered reads that take that range.
+struct RawOverlay {
+    buckets: OverlayBuckets,
+    /// Rows folded per group key.
+    rows: HashMap<Vec<u8>, u32>,
 }
 
 fn corrupt_bucket(series: &SeriesLayout, e: tessera_core::CoreError) -> StoreError {

@@ -161,6 +161,7 @@ export const aggregateBackfill: Command = {
       path: resolve(io.cwd, String(options.path)),
       features: module.classes,
       batchResolvers: module.batchResolvers,
+      onlineResolvers: module.onlineResolvers,
     });
     try {
       // Without --feature: the features whose windows read buckets from before their

@@ -88,6 +88,7 @@ export const aggregateSchedules: Command = {
       path: resolve(io.cwd, String(options.path)),
       features: module.classes,
       batchResolvers: module.batchResolvers,
+      onlineResolvers: module.onlineResolvers,
       scheduledBackfills: module.scheduledBackfills,
     });
     try {

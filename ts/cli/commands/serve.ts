@@ -139,6 +139,7 @@ export const serve: Command = {
       streams,
       store: {
         batchResolvers: module.batchResolvers,
+        onlineResolvers: module.onlineResolvers,
         scheduledBackfills: module.scheduledBackfills,
       },
       host,
