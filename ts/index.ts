@@ -71,6 +71,7 @@ export {
   type BackfillProgress,
   type BackfillReport,
   type FeatureSelector,
+  type StartedBackfill,
 } from './batch/backfill.js';
 export {
   type ArrowTableLike,

@@ -19,6 +19,8 @@ import {
   incompleteWindows,
   planBackfill,
   runBackfill,
+  type StartedBackfill,
+  startBackfill,
 } from './batch/backfill.js';
 import { type BatchResolver, BatchResolverError, isBatchResolver } from './batch/resolver.js';
 import {
@@ -446,6 +448,20 @@ export class Tessera {
    */
   backfill(options: BackfillOptions): Promise<BackfillReport> {
     return runBackfill(this.backfillContext(), options);
+  }
+
+  /**
+   * {@link backfill}, started: the options are checked and the layouts and ranges
+   * resolved before it returns (a bad option throws a `BackfillError` here), and the run
+   * goes on in `done`. A service uses it to refuse a bad request before accepting it.
+   *
+   * @example
+   * const { plan, done } = tessera.startBackfill({ features: ['user.total'] });
+   * plan.layouts.map((l) => [l.from, l.to]);
+   * const report = await done;
+   */
+  startBackfill(options: BackfillOptions): StartedBackfill {
+    return startBackfill(this.backfillContext(), options);
   }
 
   /**

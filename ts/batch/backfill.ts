@@ -540,12 +540,36 @@ function describe(resolved: ResolvedRun): Omit<BackfillPlan, 'estimate'> {
 /** Progress calls at most this often while reading. */
 const PROGRESS_EVERY_MS = 200;
 
+/** A backfill whose options were checked, running. */
+export interface StartedBackfill {
+  /** What the run does: features, layouts with their ranges, tags, resolvers. */
+  readonly plan: Omit<BackfillPlan, 'estimate'>;
+  /** Settles with the run's report, or rejects when the run failed (nothing applied). */
+  readonly done: Promise<BackfillReport>;
+}
+
+/**
+ * Starts a backfill: checks its options and resolves its layouts now (throwing a
+ * {@link BackfillError} for a bad one), then runs it.
+ */
+export function startBackfill(context: BackfillContext, options: BackfillOptions): StartedBackfill {
+  const resolved = resolveRun(context, options);
+  return { plan: describe(resolved), done: executeBackfill(context, resolved, options) };
+}
+
 /** Runs a backfill: every row is folded, then the run replaces its ranges in one step. */
 export async function runBackfill(
   context: BackfillContext,
   options: BackfillOptions,
 ): Promise<BackfillReport> {
-  const resolved = resolveRun(context, options);
+  return startBackfill(context, options).done;
+}
+
+async function executeBackfill(
+  context: BackfillContext,
+  resolved: ResolvedRun,
+  options: BackfillOptions,
+): Promise<BackfillReport> {
   const started = performance.now();
   const session = sqlSession();
   const onProgress = options.onProgress;

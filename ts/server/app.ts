@@ -7,6 +7,9 @@
  * - `GET /v1/features`: features, windows, series, rules and the storage estimate;
  * - `GET /v1/streams`: each stream's counters, rate, lag and committed positions;
  * - `GET /v1/deadletters?source=&limit=&offset=`: kept dead letters, a page at a time;
+ * - `POST /v1/backfills` (a run, or its plan with `plan: true`), `GET /v1/backfills`,
+ *   `GET /v1/backfills/:id` (progress, report or error), `DELETE /v1/backfills/:id`
+ *   (cancels it);
  * - `GET /metrics`: Prometheus text; `GET /healthz`, `GET /readyz`.
  *
  * Every route but the health checks asks for the bearer token when one is set. Every
@@ -16,6 +19,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { OutputInfo, QueryRequest } from '../api/query.js';
+import { BackfillError } from '../batch/backfill.js';
 import type { BackfillScheduler } from '../batch/schedules.js';
 import { letterJson } from '../cli/commands/deadletters.js';
 import { TesseraError } from '../errors.js';
@@ -23,9 +27,17 @@ import { requireOptionalPeer } from '../optional-peer.js';
 import { aggregateListRows } from '../planner/list.js';
 import type { StreamRunner } from '../resolvers/runner.js';
 import type { Tessera } from '../tessera.js';
+import type { HttpBackfills } from './backfills.js';
 import type { ServeLimits } from './limits.js';
 import type { TesseraMetrics } from './metrics.js';
-import { deadLettersSchema, type ErrorBody, noQuerySchema, querySchema } from './schemas.js';
+import {
+  backfillIdSchema,
+  backfillSchema,
+  deadLettersSchema,
+  type ErrorBody,
+  noQuerySchema,
+  querySchema,
+} from './schemas.js';
 
 /** What the app serves. */
 export interface ServeContext {
@@ -33,6 +45,8 @@ export interface ServeContext {
   readonly streams: readonly StreamRunner[];
   /** The scheduler of the backfill jobs, when the server runs them. */
   readonly schedules?: BackfillScheduler;
+  /** Backfills started over HTTP. */
+  readonly backfills: HttpBackfills;
   readonly registry: Registry;
   readonly metrics: TesseraMetrics;
   readonly limits: ServeLimits;
@@ -45,6 +59,7 @@ export interface ServeContext {
 /** Engine error codes that mean the request was wrong (400), not the server. */
 const CLIENT_ERROR_CODES = new Set([
   'INVALID_QUERY',
+  'INVALID_OPTION',
   'INVALID_ARGUMENT',
   'INVALID_BATCH',
   'UNKNOWN_SERIES',
@@ -170,13 +185,15 @@ export function buildApp(context: ServeContext): FastifyInstance {
     const body = request.body;
     const keys = keyCount(body.input);
     if (keys > limits.maxKeys) {
-      throw new LimitError(
+      throw new RequestError(
+        400,
         'TOO_MANY_KEYS',
         `input has ${keys} keys; at most ${limits.maxKeys} per query`,
       );
     }
     if (body.output.length > limits.maxOutputs) {
-      throw new LimitError(
+      throw new RequestError(
+        400,
         'TOO_MANY_OUTPUTS',
         `output has ${body.output.length} feature windows; at most ${limits.maxOutputs} per query`,
       );
@@ -235,7 +252,8 @@ export function buildApp(context: ServeContext): FastifyInstance {
       const offset = Number(request.query.offset ?? 0);
       const limit = Number(request.query.limit ?? 100);
       if (limit > limits.maxDeadLetters) {
-        throw new LimitError(
+        throw new RequestError(
+          400,
           'LIMIT_TOO_LARGE',
           `limit ${limit} is above the most dead letters per page, ${limits.maxDeadLetters}`,
         );
@@ -270,6 +288,55 @@ export function buildApp(context: ServeContext): FastifyInstance {
     })),
   }));
 
+  app.post<{ Body: BackfillBody }>(
+    '/v1/backfills',
+    { schema: backfillSchema },
+    async (request, reply) => {
+      const { plan, ...given } = request.body;
+      let features = given.features;
+      if (features === undefined) {
+        features = [...new Set(tessera.incompleteWindows().map((w) => w.feature))];
+        if (features.length === 0) {
+          return { run: null, reason: 'every feature window is complete: nothing to backfill' };
+        }
+      }
+      const options = { ...given, features };
+      try {
+        if (plan === true) return { plan: await tessera.planBackfill(options) };
+        const run = context.backfills.start(options);
+        return reply.status(202).header('location', `/v1/backfills/${run.id}`).send({ run });
+      } catch (error) {
+        // The options were checked before anything ran: a bad one is the request's fault.
+        if (error instanceof BackfillError) {
+          throw new RequestError(400, 'INVALID_BACKFILL', error.message);
+        }
+        throw error;
+      }
+    },
+  );
+
+  app.get('/v1/backfills', { schema: noQuerySchema }, async () => ({
+    backfills: context.backfills.list(),
+  }));
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/backfills/:id',
+    { schema: backfillIdSchema },
+    async (request) => ({ run: knownBackfill(context.backfills, request.params.id) }),
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/v1/backfills/:id',
+    { schema: backfillIdSchema },
+    async (request, reply) => {
+      const run = knownBackfill(context.backfills, request.params.id);
+      if (!context.backfills.cancel(run.id)) {
+        throw new RequestError(409, 'BACKFILL_ENDED', `backfill ${run.id} is ${run.status}`);
+      }
+      return reply.status(202).send({ run: context.backfills.get(run.id) });
+    },
+  );
+
   app.get('/metrics', { schema: noQuerySchema }, async (_request, reply) => {
     const text = await registry.metrics();
     return reply.header('content-type', registry.contentType).send(text);
@@ -278,14 +345,31 @@ export function buildApp(context: ServeContext): FastifyInstance {
   return app;
 }
 
-/** A request over one of the server's limits: 400, with the limit's code. */
-class LimitError extends Error {
-  readonly statusCode = 400;
+interface BackfillBody {
+  readonly features?: readonly string[];
+  readonly lowerBound?: string | number;
+  readonly upperBound?: string | number;
+  readonly tags?: readonly string[];
+  readonly plan?: boolean;
+}
+
+/** The run `id` names, or a 404 naming it. */
+function knownBackfill(backfills: HttpBackfills, id: string) {
+  const run = backfills.get(id);
+  if (run === undefined) {
+    throw new RequestError(404, 'NOT_FOUND', `no backfill ${id} (GET /v1/backfills lists them)`);
+  }
+  return run;
+}
+
+/** A request the server refuses with `statusCode` and a code of its own. */
+class RequestError extends Error {
   constructor(
+    readonly statusCode: number,
     readonly code: string,
     message: string,
   ) {
     super(message);
-    this.name = 'LimitError';
+    this.name = 'RequestError';
   }
 }

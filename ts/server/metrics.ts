@@ -35,6 +35,14 @@ export interface TesseraMetrics {
   addStream(runner: StreamRunner): void;
   /** Records how long one online query took, in seconds, and how it ended. */
   observeQuery(seconds: number, outcome?: 'ok' | 'error'): void;
+  /** Records that a backfill started over HTTP. */
+  observeBackfillStarted(): void;
+  /** Records rows a backfill started over HTTP read (as it reads them). */
+  observeBackfillRows(rows: number): void;
+  /** Records that a backfill started over HTTP ended, and how. */
+  observeBackfillEnded(status: 'COMPLETED' | 'FAILED' | 'CANCELED'): void;
+  /** Records a scheduled backfill run that ended (its rows and status). */
+  observeScheduledRun(record: { readonly status: string; readonly rows: number }): void;
   /** Runs `tessera.query(request)` and records its latency. */
   query<const O extends readonly OutputRef[]>(request: QueryRequest<O>): QueryResult<O>;
   /** Removes every metric of this adapter from the registry. */
@@ -231,6 +239,23 @@ export function registerTesseraMetrics(
     () => storeStats(false).pendingRows,
   );
 
+  const backfillRuns = new Counter({
+    name: name('backfill_runs_total'),
+    help: 'Backfills ended, by status and trigger (http or schedule)',
+    labelNames: ['status', 'trigger'],
+    registers,
+  });
+  const backfillRows = new Counter({
+    name: name('backfill_rows_total'),
+    help: 'Rows read by backfills',
+    registers,
+  });
+  const backfillsRunning = new Gauge({
+    name: name('backfills_running'),
+    help: 'Backfills started over HTTP in flight',
+    registers,
+  });
+
   function currentStreams(): StreamMetrics[] {
     return snapshot.length === runners.length ? snapshot : runners.map((r) => r.metrics());
   }
@@ -241,6 +266,20 @@ export function registerTesseraMetrics(
     },
     observeQuery(seconds, outcome = 'ok') {
       latency.observe({ outcome }, seconds);
+    },
+    observeBackfillStarted() {
+      backfillsRunning.inc();
+    },
+    observeBackfillRows(rows) {
+      if (rows > 0) backfillRows.inc(rows);
+    },
+    observeBackfillEnded(status) {
+      backfillsRunning.dec();
+      backfillRuns.inc({ status, trigger: 'http' });
+    },
+    observeScheduledRun(record) {
+      if (record.rows > 0) backfillRows.inc(record.rows);
+      backfillRuns.inc({ status: record.status, trigger: 'schedule' });
     },
     query(request) {
       const started = process.hrtime.bigint();

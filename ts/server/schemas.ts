@@ -45,6 +45,42 @@ export const querySchema = {
   },
 } as const;
 
+const instant = {
+  description: 'An ISO time with a zone, or Unix milliseconds',
+  type: ['string', 'number'],
+} as const;
+
+/** `POST /v1/backfills`. */
+export const backfillSchema = {
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      features: {
+        description:
+          "Features to rebuild ('user.total', 'user.total_spend@2'); default: those with incomplete windows",
+        type: 'array',
+        minItems: 1,
+        items: { type: 'string', minLength: 1 },
+      },
+      lowerBound: instant,
+      upperBound: instant,
+      tags: { type: 'array', items: { type: 'string', minLength: 1 } },
+      plan: { description: 'Answer what the run would do, without running it', type: 'boolean' },
+    },
+  },
+} as const;
+
+/** `GET` and `DELETE /v1/backfills/:id`. */
+export const backfillIdSchema = {
+  params: {
+    type: 'object',
+    required: ['id'],
+    properties: { id: { type: 'string', minLength: 1, maxLength: 64 } },
+  },
+  querystring: { type: 'object', additionalProperties: false, properties: {} },
+} as const;
+
 /** `GET /v1/deadletters`. */
 export const deadLettersSchema = {
   querystring: {

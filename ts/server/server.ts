@@ -16,6 +16,7 @@ import { StreamRunner, type StreamRunnerOptions } from '../resolvers/runner.js';
 import type { StreamResolver } from '../resolvers/stream-resolver.js';
 import { Tessera, type TesseraOptions } from '../tessera.js';
 import { buildApp } from './app.js';
+import { HttpBackfills } from './backfills.js';
 import { bindProblem, resolveLimits, type ServeLimits } from './limits.js';
 import { registerTesseraMetrics, type TesseraMetrics } from './metrics.js';
 
@@ -70,6 +71,8 @@ export class TesseraServer {
     readonly streams: readonly StreamRunner[],
     /** The scheduler of the backfill jobs, when the server runs them. */
     readonly schedules: BackfillScheduler | undefined,
+    /** Backfills started over HTTP. */
+    readonly backfills: HttpBackfills,
     readonly registry: Registry,
     readonly metrics: TesseraMetrics,
     private readonly app: FastifyInstance,
@@ -136,11 +139,16 @@ export class TesseraServer {
       const schedules =
         options.schedules === false
           ? undefined
-          : tessera.scheduleWith(clockMs === undefined ? {} : { clock: () => clockMs });
+          : tessera.scheduleWith({
+              ...(clockMs === undefined ? {} : { clock: () => clockMs }),
+              onRun: (record) => metrics.observeScheduledRun(record),
+            });
       let server: TesseraServer | undefined;
+      const backfills = new HttpBackfills(tessera, metrics);
       app = buildApp({
         tessera,
         streams: runners,
+        backfills,
         ...(schedules === undefined ? {} : { schedules }),
         registry,
         metrics,
@@ -155,6 +163,7 @@ export class TesseraServer {
         tessera,
         runners,
         schedules,
+        backfills,
         registry,
         metrics,
         app,
@@ -201,6 +210,7 @@ export class TesseraServer {
         await Promise.all(this.streams.map((r) => r.stop()));
         await Promise.all(this.runs);
         await this.schedules?.stop();
+        await this.backfills.close();
         this.metrics.unregister();
         this.tessera.close();
       }
