@@ -23,6 +23,8 @@ import {
   native,
   type OpenOptions,
   type OpenReportOutput,
+  type PointQuery,
+  type PointQueryResult,
   type QueryBufferPlans,
   type ResolverStateRecord,
   type SeriesBatchInput,
@@ -138,6 +140,14 @@ export class BucketEngine {
 
   queryAsync(queries: WindowQuery[]): Promise<WindowQueryResult[]> {
     return callAsync(() => this.inner.queryAsync(queries));
+  }
+
+  /**
+   * Reads windows for many keys, each at its own time, from the complete buckets before
+   * the edge of the bucket holding it (docs/semantics.md section 11), off the event loop.
+   */
+  queryPointsAsync(query: PointQuery): Promise<PointQueryResult> {
+    return callAsync(() => this.inner.queryPointsAsync(query));
   }
 
   /**

@@ -39,6 +39,12 @@ export type {
   IngestValue,
   SeriesFed,
 } from './api/ingest.js';
+export type {
+  OfflinePlannerOptions,
+  OfflineQueryRequest,
+  OfflineQueryResult,
+  OfflineQueryRow,
+} from './api/offline.js';
 export {
   type IncompleteWindow,
   renderOpenReport,
@@ -142,12 +148,15 @@ export type {
   OpenOptions,
   OpenReportOutput,
   PartitionOffset,
+  PointQuery,
+  PointQueryResult,
   QueryBufferPlans,
   ReportedSeriesSummary,
   ResolverStateRecord,
   RuleValue,
   SeriesBatchInput,
   SourcePositionInput,
+  StaleWindowOutput,
   StoredBucketOutput,
   WindowCoverageRecord,
   WindowQuery,

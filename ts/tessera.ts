@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InvalidOptionError, InvalidQueryError, InvalidRowsError } from './api/errors.js';
 import { ClassIngest, type IngestRows, type PreparedBatch, type SeriesFed } from './api/ingest.js';
+import { type OfflineQueryRequest, type OfflineQueryResult, offlineQuery } from './api/offline.js';
 import { type IncompleteWindow, openReport, type TesseraOpenReport } from './api/open-report.js';
 import { type OutputRef, QueryPlanner, type QueryRequest, type QueryResult } from './api/query.js';
 import { toTimeMs } from './api/values.js';
@@ -427,6 +428,28 @@ export class Tessera {
       );
     }
     return prepared.finish(await this.store.queryAsync(prepared.queries));
+  }
+
+  /**
+   * Feature values as they were at each input key's own time (docs/semantics.md section
+   * 11), for training sets: with `plannerOptions.useMaterializedOfflineQuery`, each time
+   * is binned down to the edge of the bucket holding it and the window is merged from the
+   * complete buckets before it, so nothing at or after the time is read. A window that
+   * reaches buckets retention removed is an error naming it.
+   *
+   * @example
+   * const { rows } = await tessera.offlineQuery({
+   *   input: { 'user.id': [7, 7, 8] },
+   *   inputTimes: ['2026-03-01T00:00:00Z', '2026-03-08T00:00:00Z', '2026-03-08T00:00:00Z'],
+   *   output: [User.total['7d']] as const,
+   *   plannerOptions: { useMaterializedOfflineQuery: true },
+   * });
+   * rows[1]?.time; // 2026-03-08T00:00:00.000Z
+   */
+  offlineQuery<const O extends readonly OutputRef[]>(
+    request: OfflineQueryRequest<O>,
+  ): Promise<OfflineQueryResult<O>> {
+    return offlineQuery(this.queries, this.store, request);
   }
 
   /**

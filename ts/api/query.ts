@@ -243,6 +243,10 @@ export interface PreparedQuery<O extends readonly OutputRef[]> {
   readonly queries: WindowQuery[];
   /** The native queries with buffered reads, and the raw rows they need. */
   readonly buffered: readonly BufferedRowsNeed[];
+  /** Keys in the input: one result row each. */
+  readonly rows: number;
+  /** The output each native query's reads serve (canonical names, by read index). */
+  readonly readOutputs: readonly (readonly string[])[];
   finish(results: WindowQueryResult[]): QueryResult<O>;
 }
 
@@ -293,6 +297,10 @@ export class QueryPlanner {
     return {
       queries,
       buffered: bufferedNeeds(plan, input),
+      rows: input.length,
+      readOutputs: plan.groups.map((g) =>
+        g.outputIndexes.map((i) => plan.outputs[i]?.info.canonical ?? ''),
+      ),
       finish: (results) => assemble(plan, input, results, explain),
     };
   }

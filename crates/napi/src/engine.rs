@@ -23,9 +23,9 @@ use crate::description::{whole_ms, StoreDescription};
 use crate::error::{from_store, guard, js_error};
 use crate::objects::{
     CommitOptions, CommitReportOutput, DeadLetterQuery, DeadLetterRecord, EngineStats,
-    IngestReportOutput, KeyPart, OpenOptions, OpenReportOutput, QueryBufferPlans,
-    ResolverStateRecord, SeriesBatchInput, SourcePositionInput, StoredBucketOutput,
-    ValueExplanation, WindowQuery, WindowQueryResult,
+    IngestReportOutput, KeyPart, OpenOptions, OpenReportOutput, PointQuery, PointQueryResult,
+    QueryBufferPlans, ResolverStateRecord, SeriesBatchInput, SourcePositionInput,
+    StaleWindowOutput, StoredBucketOutput, ValueExplanation, WindowQuery, WindowQueryResult,
 };
 use crate::tasks::StoreTask;
 
@@ -144,35 +144,82 @@ fn run_queries(
             let answer = store
                 .read_windows_buffered(&keys, &reads, now, query.explain.unwrap_or(false), buffered)
                 .map_err(from_store)?;
-            let cells = answer.values.len();
-            let (numbers, lists) = answer_cells(answer.values);
-            let rows = if reads.is_empty() {
-                0
-            } else {
-                cells / reads.len()
-            };
-            results.push(WindowQueryResult {
-                rows: rows as u32,
-                reads: reads.len() as u32,
-                numbers,
-                lists,
-                explanations: answer.explanations.map(|e| {
-                    e.into_iter()
-                        .enumerate()
-                        .map(|(cell, x)| ValueExplanation {
-                            first_bucket_start_ms: x.first_bucket_start as f64,
-                            last_bucket_start_ms: x.last_bucket_start as f64,
-                            buckets_merged: x.buckets_merged,
-                            buffer: x
-                                .buffer
-                                .map(|b| buffer_plan_output(cell % reads.len(), &b.plan)),
-                            buffer_rows: x.buffer.map(|b| b.raw_rows),
-                        })
-                        .collect()
-                }),
-            });
+            results.push(query_result(
+                answer.values,
+                answer.explanations,
+                reads.len(),
+            ));
         }
         Ok(results)
+    })
+}
+
+/// The boundary's answer to a window read: numbers and lists per cell, explanations.
+fn query_result(
+    values: Vec<tessera_core::AggValue>,
+    explanations: Option<Vec<tessera_store::Explanation>>,
+    reads: usize,
+) -> WindowQueryResult {
+    let cells = values.len();
+    let (numbers, lists) = answer_cells(values);
+    let rows = cells.checked_div(reads).unwrap_or(0);
+    WindowQueryResult {
+        rows: rows as u32,
+        reads: reads as u32,
+        numbers,
+        lists,
+        explanations: explanations.map(|e| {
+            e.into_iter()
+                .enumerate()
+                .map(|(cell, x)| ValueExplanation {
+                    first_bucket_start_ms: x.first_bucket_start as f64,
+                    last_bucket_start_ms: x.last_bucket_start as f64,
+                    buckets_merged: x.buckets_merged,
+                    buffer: x
+                        .buffer
+                        .map(|b| buffer_plan_output(cell % reads.max(1), &b.plan)),
+                    buffer_rows: x.buffer.map(|b| b.raw_rows),
+                })
+                .collect()
+        }),
+    }
+}
+
+/// Point-in-time reads: each key at its own time, in the materialized mode.
+fn run_point_query(store: &Shared, query: &PointQuery) -> napi::Result<PointQueryResult> {
+    reading(store, |store| {
+        let keys = key_columns(&query.keys)?;
+        let reads = window_reads(&query.reads)?;
+        let times = query
+            .times_ms
+            .iter()
+            .enumerate()
+            .map(|(row, &t)| {
+                if t.is_finite() {
+                    Ok(t.floor() as i64)
+                } else {
+                    Err(js_error(
+                        "INVALID_BATCH",
+                        format!("point {row}: its time is {t}, not a time in Unix ms"),
+                    ))
+                }
+            })
+            .collect::<napi::Result<Vec<i64>>>()?;
+        let answer = store
+            .read_points(&keys, &times, &reads, query.explain.unwrap_or(false))
+            .map_err(from_store)?;
+        Ok(PointQueryResult {
+            stale: answer
+                .stale
+                .iter()
+                .map(|s| StaleWindowOutput {
+                    cell: s.cell as u32,
+                    first_bucket_start_ms: s.first_bucket_start as f64,
+                    kept_from_ms: s.kept_from as f64,
+                })
+                .collect(),
+            answer: query_result(answer.values, answer.explanations, reads.len()),
+        })
     })
 }
 
@@ -342,6 +389,17 @@ impl NativeEngine {
         guard("bufferPlans", || {
             buffer_plans(&self.store, &self.clock, &queries)
         })
+    }
+
+    /// Reads windows for many keys, each at its own time (`timesMs`), from the complete
+    /// buckets before the edge of the bucket holding it (docs/semantics.md section 11),
+    /// on the libuv pool.
+    #[napi(ts_return_type = "Promise<PointQueryResult>")]
+    pub fn query_points_async(&self, query: PointQuery) -> AsyncTask<StoreTask<PointQueryResult>> {
+        let store = self.store.clone();
+        AsyncTask::new(StoreTask::new("queryPoints", move || {
+            run_point_query(&store, &query)
+        }))
     }
 
     /// `query` on the libuv pool.

@@ -192,6 +192,33 @@ pub struct QueryBufferPlans {
     pub plans: Vec<BufferPlanOutput>,
 }
 
+/// Point-in-time reads: one time per key (docs/semantics.md section 11).
+#[napi(object)]
+pub struct PointQuery {
+    pub keys: Vec<KeyPart>,
+    /// One time per key row, Unix ms.
+    pub times_ms: Float64Array,
+    pub reads: Vec<WindowReadInput>,
+    pub explain: Option<bool>,
+}
+
+/// A cell whose window reaches buckets that retention removed.
+#[napi(object)]
+pub struct StaleWindowOutput {
+    /// `row * reads + read`.
+    pub cell: u32,
+    pub first_bucket_start_ms: f64,
+    /// The first bucket the store still keeps.
+    pub kept_from_ms: f64,
+}
+
+/// The answer to a point-in-time read.
+#[napi(object)]
+pub struct PointQueryResult {
+    pub answer: WindowQueryResult,
+    pub stale: Vec<StaleWindowOutput>,
+}
+
 /// A cell whose value is not one number: a list of items (min_by_n, top-k) or a vector.
 #[napi(object)]
 pub struct ListValue {

@@ -14,6 +14,7 @@ pub mod key;
 pub mod layout;
 pub mod meta;
 pub mod options;
+pub mod points;
 pub mod read_only;
 pub mod reads;
 pub mod record;
@@ -33,6 +34,7 @@ pub use meta::{
     store_column_families, DeadLetter, ResolverState, SourcePosition, STORE_FORMAT_VERSION,
 };
 pub use options::{Clock, CommitMode, StoreOptions};
+pub use points::{PointAnswer, StaleWindow};
 pub use reads::{
     BufferExplanation, BufferedReads, Explanation, StoredBucket, WindowAnswer, WindowRead,
 };

@@ -175,6 +175,8 @@ impl BucketStore {
         let mut lo = Vec::with_capacity(64);
         let mut hi = Vec::with_capacity(64);
         let mut accumulators: Vec<Option<AggState>> = Vec::new();
+        let mut bounds: Vec<ReadBounds> = Vec::new();
+        let mut merged: Vec<u32> = Vec::new();
         for row in 0..rows {
             if !encode_key_row(keys, row, &mut group_key)? {
                 // A null key has no data: every value stays Null.
@@ -188,56 +190,30 @@ impl BucketStore {
                 bucket_key(&mut hi, series.number, &group_key, size, group.last_start);
                 accumulators.clear();
                 accumulators.resize(group.reads.len(), None);
-                iter.seek(&lo);
-                while iter.valid() {
-                    let (Some(key), Some(value)) = (iter.key(), iter.value()) else {
-                        break;
-                    };
-                    if key > hi.as_slice() {
-                        break;
+                bounds.clear();
+                bounds.extend(group.reads.iter().map(|read| ReadBounds {
+                    position: read.position,
+                    first_start: read.first_start,
+                    before: read.buckets_before,
+                }));
+                merged.clear();
+                merged.resize(group.reads.len(), 0);
+                merge_stored_buckets(
+                    &mut iter,
+                    (&lo, &hi),
+                    series,
+                    layout,
+                    wall,
+                    group.states_read,
+                    &bounds,
+                    &mut accumulators,
+                    &mut merged,
+                )?;
+                if let Some(e) = explanations.as_mut() {
+                    for (read, count) in group.reads.iter().zip(&merged) {
+                        e[row * reads.len() + read.read_index].buckets_merged += count;
                     }
-                    let Some(parts) = parse_bucket_key(key) else {
-                        break;
-                    };
-                    if layout.span.is_stale(parts.start, layout.retention_ms, wall) {
-                        iter.next();
-                        continue;
-                    }
-                    // The record's states are decoded one by one and merged straight into
-                    // the reads that want them: no list of states per bucket, and the
-                    // states after the last one read are not decoded.
-                    let mut rest = value;
-                    for position in 0..group.states_read {
-                        if rest.is_empty() {
-                            return Err(corrupt_bucket(
-                                series,
-                                tessera_core::CoreError::corrupt("record is missing a rule state"),
-                            ));
-                        }
-                        let (state, used) =
-                            AggState::decode(rest).map_err(|e| corrupt_bucket(series, e))?;
-                        rest = &rest[used..];
-                        for (slot, read) in group.reads.iter().enumerate() {
-                            if read.position != position
-                                || parts.start < read.first_start
-                                || parts.start >= read.buckets_before
-                            {
-                                continue;
-                            }
-                            match &mut accumulators[slot] {
-                                Some(acc) => {
-                                    acc.merge(&state).map_err(|e| corrupt_bucket(series, e))?
-                                }
-                                empty => *empty = Some(state.clone()),
-                            }
-                            if let Some(e) = explanations.as_mut() {
-                                e[row * reads.len() + read.read_index].buckets_merged += 1;
-                            }
-                        }
-                    }
-                    iter.next();
                 }
-                iter.status()?;
                 for (slot, read) in group.reads.iter().enumerate() {
                     let Some(overlay) = read.overlay.map(|o| &overlays[o]) else {
                         continue;
@@ -436,7 +412,7 @@ impl BucketStore {
         Ok(RawOverlay { buckets, rows })
     }
 
-    fn plan_reads(&self, reads: &[WindowRead], now_ms: i64) -> StoreResult<ReadPlan> {
+    pub(crate) fn plan_reads(&self, reads: &[WindowRead], now_ms: i64) -> StoreResult<ReadPlan> {
         let mut plan = ReadPlan::default();
         let mut group_of: HashMap<(usize, usize), usize> = HashMap::new();
         for (read_index, read) in reads.iter().enumerate() {
@@ -494,33 +470,33 @@ impl BucketStore {
 }
 
 #[derive(Default)]
-struct ReadPlan {
-    groups: Vec<ReadGroup>,
-    per_read: Vec<ReadWindow>,
+pub(crate) struct ReadPlan {
+    pub(crate) groups: Vec<ReadGroup>,
+    pub(crate) per_read: Vec<ReadWindow>,
 }
 
-struct ReadWindow {
-    series: usize,
-    rule: usize,
+pub(crate) struct ReadWindow {
+    pub(crate) series: usize,
+    pub(crate) rule: usize,
     first_start: i64,
     last_start: i64,
     /// A buffered read's plan.
     buffer: Option<BufferPlan>,
 }
 
-struct ReadGroup {
-    series: usize,
-    layout: usize,
+pub(crate) struct ReadGroup {
+    pub(crate) series: usize,
+    pub(crate) layout: usize,
     first_start: i64,
     last_start: i64,
     /// How many of a record's states the reads need: one past the last position read.
-    states_read: usize,
-    reads: Vec<PlannedRead>,
+    pub(crate) states_read: usize,
+    pub(crate) reads: Vec<PlannedRead>,
 }
 
-struct PlannedRead {
-    read_index: usize,
-    position: usize,
+pub(crate) struct PlannedRead {
+    pub(crate) read_index: usize,
+    pub(crate) position: usize,
     first_start: i64,
     /// Stored buckets starting at or after this are not merged (a buffer serves them).
     buckets_before: i64,
@@ -539,7 +515,81 @@ struct RawOverlay {
     rows: HashMap<Vec<u8>, u32>,
 }
 
-fn corrupt_bucket(series: &SeriesLayout, e: tessera_core::CoreError) -> StoreError {
+/// Which buckets one read of a range takes: the state at `position` of the records with
+/// a start in `[first_start, before)`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadBounds {
+    pub(crate) position: usize,
+    pub(crate) first_start: i64,
+    pub(crate) before: i64,
+}
+
+/// Merges the stored, unexpired buckets with keys in `[lo, hi]` (one series, group key and
+/// layout) into the accumulators of the reads that take them (`bounds`, one per
+/// accumulator), counting the buckets each merged in `merged`. The record's states are
+/// decoded one by one and merged straight into the reads that want them: no list of
+/// states per bucket, and the states after the last one read are not decoded.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn merge_stored_buckets(
+    iter: &mut rocksdb::DBRawIterator<'_>,
+    (lo, hi): (&[u8], &[u8]),
+    series: &SeriesLayout,
+    layout: &crate::layout::Layout,
+    wall_ms: i64,
+    states_read: usize,
+    bounds: &[ReadBounds],
+    accumulators: &mut [Option<AggState>],
+    merged: &mut [u32],
+) -> StoreResult<()> {
+    iter.seek(lo);
+    while iter.valid() {
+        let (Some(key), Some(value)) = (iter.key(), iter.value()) else {
+            break;
+        };
+        if key > hi {
+            break;
+        }
+        let Some(parts) = parse_bucket_key(key) else {
+            break;
+        };
+        if layout
+            .span
+            .is_stale(parts.start, layout.retention_ms, wall_ms)
+        {
+            iter.next();
+            continue;
+        }
+        let mut rest = value;
+        for position in 0..states_read {
+            if rest.is_empty() {
+                return Err(corrupt_bucket(
+                    series,
+                    tessera_core::CoreError::corrupt("record is missing a rule state"),
+                ));
+            }
+            let (state, used) = AggState::decode(rest).map_err(|e| corrupt_bucket(series, e))?;
+            rest = &rest[used..];
+            for (slot, read) in bounds.iter().enumerate() {
+                if read.position != position
+                    || parts.start < read.first_start
+                    || parts.start >= read.before
+                {
+                    continue;
+                }
+                match &mut accumulators[slot] {
+                    Some(acc) => acc.merge(&state).map_err(|e| corrupt_bucket(series, e))?,
+                    empty => *empty = Some(state.clone()),
+                }
+                merged[slot] += 1;
+            }
+        }
+        iter.next();
+    }
+    iter.status()?;
+    Ok(())
+}
+
+pub(crate) fn corrupt_bucket(series: &SeriesLayout, e: tessera_core::CoreError) -> StoreError {
     StoreError::new(
         StoreErrorKind::Core(e.kind),
         format!(
@@ -549,7 +599,7 @@ fn corrupt_bucket(series: &SeriesLayout, e: tessera_core::CoreError) -> StoreErr
     )
 }
 
-fn key_rows(keys: &[KeyColumn<'_>]) -> StoreResult<usize> {
+pub(crate) fn key_rows(keys: &[KeyColumn<'_>]) -> StoreResult<usize> {
     let lens: Vec<usize> = keys
         .iter()
         .map(|k| match k {
@@ -567,7 +617,11 @@ fn key_rows(keys: &[KeyColumn<'_>]) -> StoreResult<usize> {
 }
 
 /// Encodes row `row` of the key columns; false for a null key.
-fn encode_key_row(keys: &[KeyColumn<'_>], row: usize, out: &mut Vec<u8>) -> StoreResult<bool> {
+pub(crate) fn encode_key_row(
+    keys: &[KeyColumn<'_>],
+    row: usize,
+    out: &mut Vec<u8>,
+) -> StoreResult<bool> {
     out.clear();
     for column in keys {
         match column {

@@ -1,0 +1,268 @@
+/**
+ * Point-in-time queries in the materialized mode (docs/semantics.md section 11): random
+ * histories (nulls, two bucket sizes, a non-epoch origin) and random points (on bucket
+ * edges, before any data, mid-bucket), every value equal to DuckDB computing the
+ * documented rule from the raw rows; no leakage (events after each point's time change
+ * no answer); a window reaching buckets retention removed is an error naming it.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../ts/cli/seeded-random.js';
+import { features, hasMany, InvalidQueryError, int, Tessera, windowed } from '../ts/index.js';
+import { Transaction } from './fixtures/transactions.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const START = Date.UTC(2026, 6, 1);
+/** The origin of the `visits` buckets: days start at 06:00. */
+const ORIGIN = Date.UTC(2026, 0, 1, 6);
+const USERS = 30;
+
+const User = features(
+  'user',
+  { id: int().primary(), transactions: hasMany(() => Transaction) },
+  (user) => ({
+    spend: windowed('1d', '10d', {
+      materialization: { bucketDuration: '1h' },
+      expression: user.transactions.select((t) => t.amount).sum(),
+    }),
+    visits: windowed('7d', {
+      materialization: { bucketDuration: '1d', bucketStart: new Date(ORIGIN) },
+      expression: user.transactions.select((t) => t.amount).count(),
+    }),
+    largest: windowed('3d', {
+      materialization: { bucketDuration: '1d' },
+      expression: user.transactions.select((t) => t.amount).max(),
+    }),
+  }),
+);
+
+/** Each output with its bucket size, origin, window and SQL aggregate. */
+const OUTPUTS = [
+  { ref: User.spend['1d'], size: HOUR, origin: 0, window: DAY, sql: 'sum(r.amount)' },
+  { ref: User.spend['10d'], size: HOUR, origin: 0, window: 10 * DAY, sql: 'sum(r.amount)' },
+  { ref: User.visits['7d'], size: DAY, origin: ORIGIN, window: 7 * DAY, sql: 'count(r.amount)' },
+  { ref: User.largest['3d'], size: DAY, origin: 0, window: 3 * DAY, sql: 'max(r.amount)' },
+] as const;
+
+type Txn = { id: number; user_id: number; amount: number | null; ts: number };
+
+const dir = mkdtempSync(join(tmpdir(), 'tessera-offline-'));
+let db: DuckDBInstance;
+let sql: DuckDBConnection;
+beforeAll(async () => {
+  db = await DuckDBInstance.create(':memory:');
+  sql = await db.connect();
+});
+afterAll(() => {
+  sql.closeSync();
+  db.closeSync();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function history(seed: number, rows: number): Txn[] {
+  const random = seededRandom(seed);
+  return Array.from({ length: rows }, (_, i) => ({
+    id: i + 1,
+    user_id: 1 + Math.floor(random() * USERS),
+    amount: random() < 0.08 ? null : Math.round(random() * 40_000) / 100,
+    ts: START + Math.floor(random() * 12 * DAY),
+  }));
+}
+
+/** DuckDB's answer per point for one output: the rows in [lo, e), e the edge at or before t. */
+async function expected(
+  txns: readonly Txn[],
+  points: readonly { user: number; t: number }[],
+  output: (typeof OUTPUTS)[number],
+): Promise<(number | null)[]> {
+  await sql.run('CREATE OR REPLACE TABLE txn (user_id BIGINT, amount DOUBLE, ts BIGINT)');
+  const appender = await sql.createAppender('txn');
+  for (const r of txns) {
+    appender.appendBigInt(BigInt(r.user_id));
+    if (r.amount === null) appender.appendNull();
+    else appender.appendDouble(r.amount);
+    appender.appendBigInt(BigInt(r.ts));
+    appender.endRow();
+  }
+  appender.closeSync();
+  await sql.run('CREATE OR REPLACE TABLE points (i BIGINT, user_id BIGINT, t BIGINT)');
+  const pointRows = points.map((p, i) => `(${i}, ${p.user}, ${p.t})`).join(', ');
+  await sql.run(`INSERT INTO points VALUES ${pointRows}`);
+  const { size, origin, window } = output;
+  const edge = `(${origin} + CAST(floor((p.t - ${origin}) / ${size}) AS BIGINT) * ${size})`;
+  const lo = `(${origin} + CAST(floor((${edge} - ${window} - ${origin}) / ${size}) AS BIGINT) * ${size})`;
+  const reader = await sql.runAndReadAll(`
+    SELECT p.i, ${output.sql} AS v FROM points p
+    LEFT JOIN txn r ON r.user_id = p.user_id AND r.ts >= ${lo} AND r.ts < ${edge}
+    GROUP BY p.i ORDER BY p.i`);
+  return reader.getRowObjectsJS().map((r) => (r.v === null ? null : Number(r.v)));
+}
+
+describe('point-in-time queries, materialized', () => {
+  it('equals DuckDB applying the documented rule, for random points', async () => {
+    const random = seededRandom(42);
+    const txns = history(7, 4000);
+    const tessera = Tessera.open({ path: join(dir, 'diff'), features: [User, Transaction] });
+    try {
+      tessera.ingest(Transaction, txns);
+      // Retention is judged by the engine clock (a rule keeps its largest window and one
+      // bucket more): each round sets the clock within the hour after its points, on
+      // hours after a day edge of either origin, before the data, or anywhere.
+      let nonEmpty = 0;
+      for (let round = 0; round < 9; round++) {
+        const anywhere = START - DAY + Math.floor(random() * 15 * DAY);
+        const origin = round % 3 === 1 ? ORIGIN : 0;
+        const dayEdge = origin + Math.floor((anywhere - origin) / DAY) * DAY;
+        const base = round === 0 ? START - 3 * HOUR : round % 3 === 2 ? anywhere : dayEdge;
+        const hourEdge = Math.floor(base / HOUR) * HOUR;
+        const clock = hourEdge + Math.floor(random() * 50 * 60_000);
+        tessera.setClock(clock);
+        const points = Array.from({ length: 40 }, (_, i) => ({
+          user: 1 + Math.floor(random() * USERS),
+          // Some points on the hour edge (a day edge in two rounds of three).
+          t: i % 4 === 0 ? hourEdge : hourEdge + Math.floor(random() * (clock - hourEdge + 1)),
+        }));
+        const result = await tessera.offlineQuery({
+          input: { 'user.id': points.map((p) => p.user) },
+          inputTimes: points.map((p) => p.t),
+          output: OUTPUTS.map((o) => o.ref),
+          plannerOptions: { useMaterializedOfflineQuery: true },
+        });
+        expect(result.rows.map((r) => r.time.getTime())).toEqual(points.map((p) => p.t));
+        for (const [j, output] of OUTPUTS.entries()) {
+          const want = await expected(txns, points, output);
+          const got = result.rows.map((r) => r.values[j] as number | null);
+          nonEmpty += got.filter((v) => v !== null && v !== 0).length;
+          for (const [i, value] of got.entries()) {
+            const where = `round ${round}, ${output.ref.canonical}, user ${points[i]?.user} at ${new Date(points[i]?.t ?? 0).toISOString()}`;
+            if (value === null || want[i] === null) expect(value, where).toBe(want[i]);
+            else expect(value, where).toBeCloseTo(want[i] as number, 6);
+          }
+        }
+      }
+      // The rounds compare values, not only empty windows.
+      expect(nonEmpty).toBeGreaterThan(500);
+    } finally {
+      tessera.close();
+    }
+  });
+
+  it('never reads an event after a point: adding later events changes no answer', async () => {
+    const random = seededRandom(5);
+    const txns = history(11, 2500);
+    const clock = START + 10 * DAY + 50 * 60_000;
+    // One point per user, so an event added after one point is on no other point's key;
+    // within the hour before the clock, so that every window is inside retention.
+    const points = Array.from({ length: USERS }, (_, i) => ({
+      user: i + 1,
+      t: clock - Math.floor(random() * 50 * 60_000),
+    }));
+    const later: Txn[] = points.flatMap((p, i) => [
+      // Just after t (inside the bucket holding t), and days after it.
+      { id: 100_000 + 2 * i, user_id: p.user, amount: 1000, ts: p.t + 1 },
+      { id: 100_001 + 2 * i, user_id: p.user, amount: 2000, ts: p.t + 2 * DAY },
+    ]);
+    const ask = async (tessera: Tessera, at: (p: { t: number }) => number) =>
+      (
+        await tessera.offlineQuery({
+          input: { 'user.id': points.map((p) => p.user) },
+          inputTimes: points.map(at),
+          output: OUTPUTS.map((o) => o.ref),
+          plannerOptions: { useMaterializedOfflineQuery: true },
+        })
+      ).rows.map((r) => r.values);
+    const before = Tessera.open({
+      path: join(dir, 'before'),
+      features: [User, Transaction],
+      clock,
+    });
+    const after = Tessera.open({ path: join(dir, 'after'), features: [User, Transaction], clock });
+    try {
+      before.ingest(Transaction, txns);
+      after.ingest(Transaction, [...txns, ...later]);
+      expect(await ask(after, (p) => p.t)).toEqual(await ask(before, (p) => p.t));
+      // The later events are there to be found: asked three days on, answers differ.
+      after.setClock(clock + 3 * DAY);
+      before.setClock(clock + 3 * DAY);
+      expect(await ask(after, (p) => p.t + 3 * DAY)).not.toEqual(
+        await ask(before, (p) => p.t + 3 * DAY),
+      );
+    } finally {
+      before.close();
+      after.close();
+    }
+  });
+
+  it('refuses a window that reaches buckets retention removed, naming it', async () => {
+    const tessera = Tessera.open({
+      path: join(dir, 'stale'),
+      features: [User, Transaction],
+      clock: START + 30 * DAY,
+    });
+    try {
+      tessera.ingest(Transaction, history(3, 100));
+      const ask = (t: number) =>
+        tessera.offlineQuery({
+          input: [{ id: 4 }, { id: 5 }],
+          inputTimes: [START + 29 * DAY + 12 * HOUR, t],
+          output: [User.visits['7d']],
+          plannerOptions: { useMaterializedOfflineQuery: true },
+        });
+      // 7d of 06:00-origin days, kept for 7d + 1d: at day 30 00:00 the store keeps the
+      // buckets that end after day 22 00:00, from day 21 06:00 on.
+      await expect(ask(START + 10 * DAY)).rejects.toThrow(
+        new InvalidQueryError(
+          'offline query: user.visits__604800__ at 2026-07-11T00:00:00.000Z (input row 1) reads buckets from 2026-07-03T06:00:00.000Z, which retention removed (the store keeps buckets from 2026-07-22T06:00:00.000Z); 1 value of this query reaches removed buckets',
+        ),
+      );
+      const inside = await ask(START + 29 * DAY);
+      expect(inside.rows).toHaveLength(2);
+    } finally {
+      tessera.close();
+    }
+  });
+
+  it('refuses the modes this version does not serve and mismatched times, naming them', async () => {
+    const tessera = Tessera.open({ path: join(dir, 'modes'), features: [User, Transaction] });
+    try {
+      const base = {
+        input: { 'user.id': [1, 2] },
+        inputTimes: [START, START],
+        output: [User.spend['1d']],
+      };
+      await expect(tessera.offlineQuery(base)).rejects.toThrow(
+        /pass plannerOptions\.useMaterializedOfflineQuery: true/,
+      );
+      await expect(
+        tessera.offlineQuery({
+          ...base,
+          plannerOptions: { useMaterializedOfflineQuery: true, useTileStore: true },
+        }),
+      ).rejects.toThrow(
+        /useTileStore reads offline tiles, and this version of Tessera has no tile store/,
+      );
+      await expect(
+        tessera.offlineQuery({
+          ...base,
+          inputTimes: [START],
+          plannerOptions: { useMaterializedOfflineQuery: true },
+        }),
+      ).rejects.toThrow(
+        'offlineQuery: inputTimes has 1 times for 2 input keys; give one time per key',
+      );
+      await expect(
+        tessera.offlineQuery({
+          ...base,
+          inputTimes: [START, 'yesterday'],
+          plannerOptions: { useMaterializedOfflineQuery: true },
+        }),
+      ).rejects.toThrow(/offlineQuery: inputTimes\[1\]/);
+    } finally {
+      tessera.close();
+    }
+  });
+});

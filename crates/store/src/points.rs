@@ -1,0 +1,179 @@
+//! Point-in-time reads (docs/semantics.md section 11): every row of a query is asked at
+//! a time of its own, as a training set asks for each label's time. In the materialized
+//! mode a row's time `t` is binned down to the edge of the bucket holding it, per layout,
+//! and the window is served from the complete buckets before that edge: no row at or
+//! after the edge is read, so nothing after `t` is.
+
+use tessera_core::AggState;
+
+use crate::error::{invalid_batch, StoreResult};
+use crate::fold::KeyColumn;
+use crate::key::bucket_key;
+use crate::reads::{
+    encode_key_row, key_rows, merge_stored_buckets, Explanation, ReadBounds, WindowRead,
+};
+use crate::store::BucketStore;
+
+/// A value whose window reaches buckets that retention removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaleWindow {
+    /// The cell: `row * reads + read`.
+    pub cell: usize,
+    /// The first bucket the window reads.
+    pub first_bucket_start: i64,
+    /// The first bucket the store still keeps.
+    pub kept_from: i64,
+}
+
+/// The answer to a point-in-time read: `values[row * reads + read]`.
+#[derive(Debug, Clone)]
+pub struct PointAnswer {
+    pub values: Vec<tessera_core::AggValue>,
+    pub explanations: Option<Vec<Explanation>>,
+    /// The cells whose windows reach removed buckets (their values are incomplete).
+    pub stale: Vec<StaleWindow>,
+}
+
+impl BucketStore {
+    /// Reads windows for many group keys, each row at its own time `times_ms[row]`, in the
+    /// materialized mode: per layout, the time is binned down to its bucket edge `e` and
+    /// the window `(e - W, e]` is merged from the buckets before `e`. Retention is judged
+    /// by the engine clock; a window that reaches a removed bucket is listed in `stale`.
+    pub fn read_points(
+        &self,
+        keys: &[KeyColumn<'_>],
+        times_ms: &[i64],
+        reads: &[WindowRead],
+        explain: bool,
+    ) -> StoreResult<PointAnswer> {
+        let rows = key_rows(keys)?;
+        if times_ms.len() != rows {
+            return Err(invalid_batch(format!(
+                "{} times for {rows} keys: a point read takes one time per key",
+                times_ms.len()
+            )));
+        }
+        let wall = self.options.clock.now_ms();
+        let plan = self.plan_reads(reads, wall)?;
+        let empty: Vec<_> = plan
+            .per_read
+            .iter()
+            .map(|r| AggState::new(&self.series[r.series].rules[r.rule].aggregation).evaluate())
+            .collect();
+        let mut values = Vec::with_capacity(rows * reads.len());
+        for _ in 0..rows {
+            values.extend(empty.iter().cloned());
+        }
+        let mut explanations = explain.then(|| Vec::with_capacity(rows * reads.len()));
+        if let Some(e) = explanations.as_mut() {
+            e.resize(
+                rows * reads.len(),
+                Explanation {
+                    first_bucket_start: 0,
+                    last_bucket_start: 0,
+                    buckets_merged: 0,
+                    buffer: None,
+                },
+            );
+        }
+        let mut stale = Vec::new();
+        let mut iter = self.db.raw_iterator_cf(self.buckets_cf());
+        let (mut group_key, mut lo, mut hi) = (Vec::new(), Vec::new(), Vec::new());
+        let mut accumulators: Vec<Option<AggState>> = Vec::new();
+        let mut bounds: Vec<ReadBounds> = Vec::new();
+        let mut merged: Vec<u32> = Vec::new();
+        for (row, &t) in times_ms.iter().enumerate() {
+            let has_key = encode_key_row(keys, row, &mut group_key)?;
+            for group in &plan.groups {
+                let series = &self.series[group.series];
+                let layout = &series.layouts[group.layout];
+                let span = layout.span;
+                // The complete buckets before the edge at or before t: a window at edge - 1.
+                let now = span.start_of(t).saturating_sub(1);
+                let last = span.start_of(now);
+                bounds.clear();
+                for read in &group.reads {
+                    let window = span.window(now, reads[read.read_index].window_ms);
+                    let cell = row * reads.len() + read.read_index;
+                    if span.is_stale(window.first_start, layout.retention_ms, wall) {
+                        stale.push(StaleWindow {
+                            cell,
+                            first_bucket_start: window.first_start,
+                            kept_from: kept_from(span, layout.retention_ms, wall),
+                        });
+                    }
+                    if let Some(e) = explanations.as_mut() {
+                        e[cell].first_bucket_start = window.first_start;
+                        e[cell].last_bucket_start = last;
+                    }
+                    bounds.push(ReadBounds {
+                        position: read.position,
+                        first_start: window.first_start,
+                        before: i64::MAX,
+                    });
+                }
+                if !has_key {
+                    continue;
+                }
+                let first = bounds.iter().map(|b| b.first_start).min().unwrap_or(last);
+                let size = span.size_ms();
+                bucket_key(&mut lo, series.number, &group_key, size, first);
+                bucket_key(&mut hi, series.number, &group_key, size, last);
+                accumulators.clear();
+                accumulators.resize(group.reads.len(), None);
+                merged.clear();
+                merged.resize(group.reads.len(), 0);
+                merge_stored_buckets(
+                    &mut iter,
+                    (&lo, &hi),
+                    series,
+                    layout,
+                    wall,
+                    group.states_read,
+                    &bounds,
+                    &mut accumulators,
+                    &mut merged,
+                )?;
+                for (slot, read) in group.reads.iter().enumerate() {
+                    let cell = row * reads.len() + read.read_index;
+                    if let Some(acc) = &accumulators[slot] {
+                        values[cell] = acc.evaluate();
+                    }
+                    if let Some(e) = explanations.as_mut() {
+                        e[cell].buckets_merged = merged[slot];
+                    }
+                }
+            }
+        }
+        Ok(PointAnswer {
+            values,
+            explanations,
+            stale,
+        })
+    }
+}
+
+/// The first bucket start of `span` that is not stale at `wall_ms`.
+fn kept_from(span: tessera_core::BucketSpan, retention_ms: i64, wall_ms: i64) -> i64 {
+    let size = span.size_ms();
+    let horizon = wall_ms
+        .saturating_sub(retention_ms)
+        .saturating_sub(size.saturating_mul(2));
+    span.start_of(horizon).saturating_add(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::BucketSpan;
+
+    #[test]
+    fn the_first_kept_bucket_is_the_first_that_is_not_stale() {
+        let span = BucketSpan::new(10, 0).unwrap();
+        for wall in 100..140 {
+            let from = kept_from(span, 30, wall);
+            assert!(!span.is_stale(from, 30, wall), "wall {wall}");
+            assert!(span.is_stale(from - 10, 30, wall), "wall {wall}");
+        }
+    }
+}
