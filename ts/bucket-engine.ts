@@ -26,6 +26,7 @@ import {
   type PointQuery,
   type PointQueryResult,
   type QueryBufferPlans,
+  type RecomputeQuery,
   type ResolverStateRecord,
   type SeriesBatchInput,
   type SourcePositionInput,
@@ -148,6 +149,14 @@ export class BucketEngine {
    */
   queryPointsAsync(query: PointQuery): Promise<PointQueryResult> {
     return callAsync(() => this.inner.queryPointsAsync(query));
+  }
+
+  /**
+   * Recomputes windows from raw rows (`raw`, an ingest's batches), each key at its own
+   * time, exactly or aligned to bucket edges (docs/semantics.md section 11).
+   */
+  recomputePointsAsync(query: RecomputeQuery): Promise<WindowQueryResult> {
+    return callAsync(() => this.inner.recomputePointsAsync(query));
   }
 
   /**

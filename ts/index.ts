@@ -151,6 +151,7 @@ export type {
   PointQuery,
   PointQueryResult,
   QueryBufferPlans,
+  RecomputeQuery,
   ReportedSeriesSummary,
   ResolverStateRecord,
   RuleValue,

@@ -86,6 +86,7 @@ export type {
   PointQuery,
   PointQueryResult,
   QueryBufferPlans,
+  RecomputeQuery,
   ReportedSeriesSummary,
   ResolverStateRecord,
   RuleDescription,

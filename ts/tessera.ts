@@ -432,24 +432,34 @@ export class Tessera {
 
   /**
    * Feature values as they were at each input key's own time (docs/semantics.md section
-   * 11), for training sets: with `plannerOptions.useMaterializedOfflineQuery`, each time
-   * is binned down to the edge of the bucket holding it and the window is merged from the
-   * complete buckets before it, so nothing at or after the time is read. A window that
-   * reaches buckets retention removed is an error naming it.
+   * 11), for training sets; nothing after a key's time is read. By default each window
+   * `(t - W, t]` is recomputed exactly from the raw rows of the class's batch resolvers;
+   * `plannerOptions.alignOfflineChalkWindowWithMaterialization` rounds each window's start
+   * down to a bucket edge; `plannerOptions.useMaterializedOfflineQuery` merges the store's
+   * complete buckets before the time's bucket edge, and a window that reaches buckets
+   * retention removed is an error naming it.
    *
    * @example
    * const { rows } = await tessera.offlineQuery({
    *   input: { 'user.id': [7, 7, 8] },
    *   inputTimes: ['2026-03-01T00:00:00Z', '2026-03-08T00:00:00Z', '2026-03-08T00:00:00Z'],
    *   output: [User.total['7d']] as const,
-   *   plannerOptions: { useMaterializedOfflineQuery: true },
    * });
    * rows[1]?.time; // 2026-03-08T00:00:00.000Z
    */
   offlineQuery<const O extends readonly OutputRef[]>(
     request: OfflineQueryRequest<O>,
   ): Promise<OfflineQueryResult<O>> {
-    return offlineQuery(this.queries, this.store, request);
+    return offlineQuery(
+      {
+        plan: this.plan,
+        planner: this.queries,
+        engine: this.store,
+        batchResolvers: this.batchResolvers,
+        classIngest: (ns) => this.classTarget(ns),
+      },
+      request,
+    );
   }
 
   /**

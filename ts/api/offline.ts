@@ -1,14 +1,23 @@
 /**
  * Point-in-time (offline) queries (docs/semantics.md section 11): feature values as they
- * were at each input row's own time, for training sets. This version serves the
- * materialized mode: each time is binned down to the edge of the bucket holding it, per
- * bucket size, and the window is merged from the complete buckets before that edge, so
- * nothing at or after the time is ever read. A window that reaches buckets retention
- * removed is an error naming the output, the point and the range.
+ * were at each input row's own time, for training sets. Three modes:
+ * - the default recomputes each window `(t - W, t]` exactly from raw rows read through
+ *   the batch resolvers of the aggregated class, folded by the engine with the ingest's
+ *   own fold (the same states and sketches as the stored buckets);
+ * - `alignOfflineChalkWindowWithMaterialization` rounds each window's start down to a
+ *   bucket edge, so the answer is what the store would serve at `t` from complete data;
+ * - `useMaterializedOfflineQuery` bins each time down to its bucket edge and merges the
+ *   complete buckets of the store before it; a window that reaches buckets retention
+ *   removed is an error naming the output, the point and the range.
+ * No mode reads anything after the input time.
  */
+import { batchLength, resolverBatches, sqlSession } from '../batch/backfill.js';
+import { type BatchResolver, badRowText, selectedByTags } from '../batch/resolver.js';
 import type { BucketEngine } from '../bucket-engine.js';
-import type { WindowQueryResult } from '../native.js';
+import type { SeriesBatchInput, WindowQuery, WindowQueryResult } from '../native.js';
+import type { Plan } from '../planner/types.js';
 import { InvalidQueryError } from './errors.js';
+import type { ClassIngest } from './ingest.js';
 import type { OutputRef, QueryInput, QueryPlanner, QueryResult, QueryRow } from './query.js';
 import { timeOf } from './values.js';
 
@@ -16,11 +25,13 @@ import { timeOf } from './values.js';
 export interface OfflinePlannerOptions {
   /**
    * Bin each time down to its bucket edge and merge the complete buckets of the window
-   * from the store. Required in this version: recomputing windows from raw rows is not
-   * built yet.
+   * from the store, instead of recomputing it from raw rows.
    */
   readonly useMaterializedOfflineQuery?: boolean;
-  /** Round each window's lower bound down to a bucket edge (raw recompute; not built yet). */
+  /**
+   * Recompute from raw rows with each window's start rounded down to a bucket edge: the
+   * value the store would serve at the time from complete data.
+   */
   readonly alignOfflineChalkWindowWithMaterialization?: boolean;
   /** Read offline tiles (not built yet: this version has no tile store). */
   readonly useTileStore?: boolean;
@@ -35,8 +46,19 @@ export interface OfflineQueryRequest<O extends readonly OutputRef[]> {
   /** The feature windows to read. */
   readonly output: O;
   readonly plannerOptions?: OfflinePlannerOptions;
-  /** Attach an explanation (the buckets merged) to every value. */
+  /** Raw modes: only batch resolvers carrying every one of these tags are read. */
+  readonly tags?: readonly string[];
+  /** Materialized mode: attach an explanation (the buckets merged) to every value. */
   readonly explain?: boolean;
+}
+
+/** What an offline query needs of the open Tessera. */
+export interface OfflineContext {
+  readonly plan: Plan;
+  readonly planner: QueryPlanner;
+  readonly engine: BucketEngine;
+  readonly batchResolvers: readonly BatchResolver[];
+  classIngest(namespace: string): ClassIngest;
 }
 
 /** One row of an offline query's result: a query row with its input time. */
@@ -51,14 +73,21 @@ export interface OfflineQueryResult<O extends readonly OutputRef[]>
   readonly rows: readonly OfflineQueryRow<O>[];
 }
 
-const KNOWN_OPTIONS = new Set(['input', 'inputTimes', 'output', 'plannerOptions', 'explain']);
+const KNOWN_OPTIONS = new Set([
+  'input',
+  'inputTimes',
+  'output',
+  'plannerOptions',
+  'tags',
+  'explain',
+]);
 
-/** Runs an offline query through `planner` and the engine's point reads. */
+/** Runs an offline query: the engine's point reads, or its recompute from raw rows. */
 export async function offlineQuery<const O extends readonly OutputRef[]>(
-  planner: QueryPlanner,
-  engine: BucketEngine,
+  context: OfflineContext,
   request: OfflineQueryRequest<O>,
 ): Promise<OfflineQueryResult<O>> {
+  const { planner, engine } = context;
   if (typeof request !== 'object' || request === null) {
     throw new InvalidQueryError(
       'offlineQuery takes { input, inputTimes, output, plannerOptions? }',
@@ -69,13 +98,46 @@ export async function offlineQuery<const O extends readonly OutputRef[]>(
       throw new InvalidQueryError(`offlineQuery: unknown option '${key}'`);
     }
   }
-  checkPlannerOptions(request.plannerOptions);
+  const mode = modeOf(request.plannerOptions);
+  if (mode !== 'materialized' && request.explain === true) {
+    throw new InvalidQueryError(
+      'offlineQuery: explain describes merged buckets, and a recompute from raw rows merges none; use it with plannerOptions.useMaterializedOfflineQuery',
+    );
+  }
+  if (mode === 'materialized' && request.tags !== undefined) {
+    throw new InvalidQueryError(
+      'offlineQuery: tags choose the batch resolvers of a recompute from raw rows; the materialized mode reads the store',
+    );
+  }
   const prepared = planner.prepare({
     input: request.input,
     output: request.output,
     ...(request.explain === true ? { explain: true } : {}),
   });
   const times = inputTimes(request.inputTimes, prepared.rows);
+  const finish = (results: WindowQueryResult[]): OfflineQueryResult<O> => {
+    const result = prepared.finish(results);
+    return {
+      outputs: result.outputs,
+      rows: result.rows.map((row, i) => ({ ...row, time: new Date(times[i] ?? Number.NaN) })),
+    };
+  };
+  if (mode !== 'materialized') {
+    const raw = await rawRows(context, prepared.queries, times, request.tags ?? []);
+    const results: WindowQueryResult[] = [];
+    for (const query of prepared.queries) {
+      results.push(
+        await engine.recomputePointsAsync({
+          keys: query.keys,
+          timesMs: times,
+          reads: query.reads,
+          raw,
+          aligned: mode === 'aligned',
+        }),
+      );
+    }
+    return finish(results);
+  }
   const results: WindowQueryResult[] = [];
   for (const [q, query] of prepared.queries.entries()) {
     const point = await engine.queryPointsAsync({
@@ -95,29 +157,112 @@ export async function offlineQuery<const O extends readonly OutputRef[]>(
     }
     results.push(point.answer);
   }
-  const result = prepared.finish(results);
-  return {
-    outputs: result.outputs,
-    rows: result.rows.map((row, i) => ({ ...row, time: new Date(times[i] ?? Number.NaN) })),
-  };
+  return finish(results);
+}
+
+/**
+ * The raw rows the recompute needs: for each aggregated class, the rows of its batch
+ * resolvers (chosen by tags) from the earliest window start to the latest time, as the
+ * ingest's batches of the series read. Held in memory for the call.
+ */
+async function rawRows(
+  context: OfflineContext,
+  queries: readonly WindowQuery[],
+  times: Float64Array,
+  tags: readonly string[],
+): Promise<SeriesBatchInput[]> {
+  if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) {
+    throw new InvalidQueryError('offlineQuery: tags must be a list of strings');
+  }
+  const series = new Map(context.plan.series.map((s) => [s.id, s]));
+  const byClass = new Map<string, { ids: Set<string>; reach: number }>();
+  for (const query of queries) {
+    for (const read of query.reads) {
+      const s = series.get(read.seriesId);
+      if (s === undefined) continue;
+      const rule = s.rules[read.rule];
+      const reach = read.windowMs + (rule?.bucketSizeMs ?? 0);
+      const entry = byClass.get(s.namespace) ?? { ids: new Set<string>(), reach: 0 };
+      entry.ids.add(s.id);
+      entry.reach = Math.max(entry.reach, reach);
+      byClass.set(s.namespace, entry);
+    }
+  }
+  let latest = Number.NEGATIVE_INFINITY;
+  let earliest = Number.POSITIVE_INFINITY;
+  for (const t of times) {
+    latest = Math.max(latest, t);
+    earliest = Math.min(earliest, t);
+  }
+  const raw: SeriesBatchInput[] = [];
+  if (times.length === 0) return raw;
+  const session = sqlSession();
+  try {
+    for (const [namespace, { ids, reach }] of byClass) {
+      const resolvers = context.batchResolvers.filter(
+        (r) => r.namespace === namespace && selectedByTags(r, tags),
+      );
+      if (resolvers.length === 0) {
+        throw new InvalidQueryError(
+          `offlineQuery: recomputing from raw rows reads ${namespace}, and no batch resolver of ${namespace}${tags.length > 0 ? ` with tags ${tags.join(', ')}` : ''} was given to Tessera.open (or use plannerOptions.useMaterializedOfflineQuery)`,
+        );
+      }
+      // A window reaches back at most its length and one bucket (aligned); the run's end
+      // is exclusive, so one past the latest time. Rows after a point's own time are
+      // skipped by the engine.
+      const lowerBoundMs = Math.floor(earliest) - reach;
+      const upperBoundMs = Math.floor(latest) + 1;
+      const run = {
+        lowerBound: new Date(lowerBoundMs),
+        upperBound: new Date(upperBoundMs),
+        lowerBoundMs,
+        upperBoundMs,
+        tags,
+      };
+      const ingest = context.classIngest(namespace);
+      for (const resolver of resolvers) {
+        let offset = 0;
+        for await (const batch of resolverBatches(
+          resolver,
+          context.plan,
+          run,
+          session.get,
+          undefined,
+        )) {
+          try {
+            raw.push(...ingest.prepare(batch, undefined, ids).batches);
+          } catch (error) {
+            const bad = badRowText(`batch resolver ${resolver.name}`, error, offset);
+            throw bad === null ? error : new InvalidQueryError(`offline query: ${bad}`);
+          }
+          offset += batchLength(batch);
+        }
+      }
+    }
+  } finally {
+    session.close();
+  }
+  return raw;
 }
 
 function iso(ms: number): string {
   return Number.isFinite(ms) ? new Date(ms).toISOString() : String(ms);
 }
 
-/** Refuses the modes this version does not serve, naming the option. */
-function checkPlannerOptions(options: OfflinePlannerOptions | undefined): void {
+/** The mode the planner options ask for; refuses unknown options and the tile store. */
+function modeOf(options: OfflinePlannerOptions | undefined): 'exact' | 'aligned' | 'materialized' {
   const given = (options ?? {}) as Record<string, unknown>;
-  for (const key of Object.keys(given)) {
-    if (
-      ![
-        'useMaterializedOfflineQuery',
-        'alignOfflineChalkWindowWithMaterialization',
-        'useTileStore',
-      ].includes(key)
-    ) {
+  const known = [
+    'useMaterializedOfflineQuery',
+    'alignOfflineChalkWindowWithMaterialization',
+    'useTileStore',
+  ];
+  for (const [key, value] of Object.entries(given)) {
+    if (!known.includes(key)) {
       throw new InvalidQueryError(`offlineQuery: unknown planner option '${key}'`);
+    }
+    if (typeof value !== 'boolean') {
+      throw new InvalidQueryError(`offlineQuery: plannerOptions.${key} must be true or false`);
     }
   }
   if (given.useTileStore === true) {
@@ -125,16 +270,9 @@ function checkPlannerOptions(options: OfflinePlannerOptions | undefined): void {
       'offlineQuery: plannerOptions.useTileStore reads offline tiles, and this version of Tessera has no tile store',
     );
   }
-  if (given.useMaterializedOfflineQuery !== true) {
-    throw new InvalidQueryError(
-      'offlineQuery: this version serves point-in-time queries from the stored buckets only; pass plannerOptions.useMaterializedOfflineQuery: true (recomputing windows from raw rows, the default mode, is not built yet)',
-    );
-  }
-  if (given.alignOfflineChalkWindowWithMaterialization === true) {
-    throw new InvalidQueryError(
-      'offlineQuery: plannerOptions.alignOfflineChalkWindowWithMaterialization aligns a raw recompute, which this version does not build; the materialized mode is aligned to bucket edges already',
-    );
-  }
+  // The materialized mode is aligned to bucket edges by construction.
+  if (given.useMaterializedOfflineQuery === true) return 'materialized';
+  return given.alignOfflineChalkWindowWithMaterialization === true ? 'aligned' : 'exact';
 }
 
 /** The input times as Unix ms, one per key row. */

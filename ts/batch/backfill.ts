@@ -5,7 +5,7 @@
  * resolvers -> the one conversion path (`ClassIngest.prepare`) -> the native backfill
  * (folded in bounded memory, ingested in one atomic step).
  */
-import { InvalidOptionError, InvalidRowsError } from '../api/errors.js';
+import { InvalidOptionError } from '../api/errors.js';
 import type { ClassIngest } from '../api/ingest.js';
 import type { IncompleteWindow } from '../api/open-report.js';
 import { toTimeMs } from '../api/values.js';
@@ -21,6 +21,7 @@ import {
   type BatchResolver,
   type BatchRows,
   type BatchRun,
+  badRowText,
   isArrowTable,
   selectedByTags,
 } from './resolver.js';
@@ -676,15 +677,9 @@ async function executeBackfill(
 
 /** A bad row of a resolver, named by the resolver and its row number in the run. */
 function rowError(resolver: BatchResolver, error: unknown, offset: number): Error {
-  if (error instanceof InvalidRowsError) {
-    const where =
-      error.row === null
-        ? `batch resolver ${resolver.name} (rows from ${offset})`
-        : `batch resolver ${resolver.name} row ${offset + error.row}`;
-    const problem = error.problem ?? error.message;
-    return new BackfillError(`backfill failed, nothing applied: ${where}: ${problem}`, {
-      cause: error,
-    });
+  const bad = badRowText(`batch resolver ${resolver.name}`, error, offset);
+  if (bad !== null) {
+    return new BackfillError(`backfill failed, nothing applied: ${bad}`, { cause: error });
   }
   return error instanceof Error ? error : new Error(String(error));
 }

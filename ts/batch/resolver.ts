@@ -10,6 +10,8 @@
  *   function of the run returning them.
  * Every form is given the run: its time range and its tags.
  */
+
+import { InvalidRowsError } from '../api/errors.js';
 import { type AnyFeatureClass, definitionOf, isFeatureClass } from '../dsl/feature-class.js';
 import { TesseraError } from '../errors.js';
 
@@ -241,4 +243,19 @@ export function arrowColumns(table: ArrowTableLike): BatchColumns {
 
 function isBigIntArray(values: ArrayBufferView): boolean {
   return values instanceof BigInt64Array || values instanceof BigUint64Array;
+}
+
+/**
+ * Where a bad row of a resolver's rows is and what is wrong with it, for `resolver` (a
+ * label: `batch resolver pages`) whose batch started at row `offset` of the run:
+ * `batch resolver pages row 1207: amount is 'x', not a number (float)`. `null` when
+ * `error` is not a bad row.
+ */
+export function badRowText(resolver: string, error: unknown, offset: number): string | null {
+  if (!(error instanceof InvalidRowsError)) return null;
+  const where =
+    error.row === null
+      ? `${resolver} (rows from ${offset})`
+      : `${resolver} row ${offset + error.row}`;
+  return `${where}: ${error.problem ?? error.message}`;
 }

@@ -6,11 +6,10 @@
  * through the one ingest conversion into the query's `raw` batches. The engine then
  * folds, per read, the rows of its key and range.
  */
-import { InvalidRowsError } from '../api/errors.js';
 import type { ClassIngest } from '../api/ingest.js';
 import type { BufferedRowsNeed } from '../api/query.js';
 import { batchLength, resolverBatches, sqlSession } from '../batch/backfill.js';
-import type { BatchResolver, BatchRows } from '../batch/resolver.js';
+import { type BatchResolver, type BatchRows, badRowText } from '../batch/resolver.js';
 import type { BucketEngine } from '../bucket-engine.js';
 import { TesseraError } from '../errors.js';
 import type { SeriesBatchInput, WindowQuery } from '../native.js';
@@ -174,14 +173,6 @@ function bufferRowError(
   offset: number,
 ): Error {
   const what = `continuous buffer of ${outputs.join(', ')}`;
-  if (error instanceof InvalidRowsError) {
-    const where =
-      error.row === null
-        ? `${resolver} (rows from ${offset})`
-        : `${resolver} row ${offset + error.row}`;
-    return new BufferRowsError(`${what}: ${where}: ${error.problem ?? error.message}`, {
-      cause: error,
-    });
-  }
-  return new BufferRowsError(`${what}: ${resolver}: ${(error as Error).message}`, { cause: error });
+  const problem = badRowText(resolver, error, offset) ?? `${resolver}: ${(error as Error).message}`;
+  return new BufferRowsError(`${what}: ${problem}`, { cause: error });
 }

@@ -12,7 +12,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
-use tessera_store::{BucketStore, BufferedReads, Clock, OpenReport, StoreOptions};
+use tessera_store::{
+    BucketStore, BufferedReads, Clock, OpenReport, RecomputedWindow, StoreOptions,
+};
 
 use crate::conversions::{
     answer_cells, buffer_plan_output, commit_input, dead_letter_output, key_columns,
@@ -24,7 +26,7 @@ use crate::error::{from_store, guard, js_error};
 use crate::objects::{
     CommitOptions, CommitReportOutput, DeadLetterQuery, DeadLetterRecord, EngineStats,
     IngestReportOutput, KeyPart, OpenOptions, OpenReportOutput, PointQuery, PointQueryResult,
-    QueryBufferPlans, ResolverStateRecord, SeriesBatchInput, SourcePositionInput,
+    QueryBufferPlans, RecomputeQuery, ResolverStateRecord, SeriesBatchInput, SourcePositionInput,
     StaleWindowOutput, StoredBucketOutput, ValueExplanation, WindowQuery, WindowQueryResult,
 };
 use crate::tasks::StoreTask;
@@ -185,26 +187,49 @@ fn query_result(
     }
 }
 
+/// The times of point reads, as whole ms.
+fn point_times(times: &[f64]) -> napi::Result<Vec<i64>> {
+    times
+        .iter()
+        .enumerate()
+        .map(|(row, &t)| {
+            if t.is_finite() {
+                Ok(t.floor() as i64)
+            } else {
+                Err(js_error(
+                    "INVALID_BATCH",
+                    format!("point {row}: its time is {t}, not a time in Unix ms"),
+                ))
+            }
+        })
+        .collect()
+}
+
+/// Windows recomputed from raw rows, each key at its own time.
+fn run_recompute(store: &Shared, query: &RecomputeQuery) -> napi::Result<WindowQueryResult> {
+    reading(store, |store| {
+        let keys = key_columns(&query.keys)?;
+        let reads = window_reads(&query.reads)?;
+        let times = point_times(&query.times_ms)?;
+        let raw = series_batches(&query.raw)?;
+        let window = if query.aligned.unwrap_or(false) {
+            RecomputedWindow::Aligned
+        } else {
+            RecomputedWindow::Exact
+        };
+        let values = store
+            .recompute_points(&keys, &times, &reads, &raw, window)
+            .map_err(from_store)?;
+        Ok(query_result(values, None, reads.len()))
+    })
+}
+
 /// Point-in-time reads: each key at its own time, in the materialized mode.
 fn run_point_query(store: &Shared, query: &PointQuery) -> napi::Result<PointQueryResult> {
     reading(store, |store| {
         let keys = key_columns(&query.keys)?;
         let reads = window_reads(&query.reads)?;
-        let times = query
-            .times_ms
-            .iter()
-            .enumerate()
-            .map(|(row, &t)| {
-                if t.is_finite() {
-                    Ok(t.floor() as i64)
-                } else {
-                    Err(js_error(
-                        "INVALID_BATCH",
-                        format!("point {row}: its time is {t}, not a time in Unix ms"),
-                    ))
-                }
-            })
-            .collect::<napi::Result<Vec<i64>>>()?;
+        let times = point_times(&query.times_ms)?;
         let answer = store
             .read_points(&keys, &times, &reads, query.explain.unwrap_or(false))
             .map_err(from_store)?;
@@ -399,6 +424,19 @@ impl NativeEngine {
         let store = self.store.clone();
         AsyncTask::new(StoreTask::new("queryPoints", move || {
             run_point_query(&store, &query)
+        }))
+    }
+
+    /// Recomputes windows from raw rows (`raw`), each key at its own time, exactly or
+    /// aligned to bucket edges (docs/semantics.md section 11), on the libuv pool.
+    #[napi(ts_return_type = "Promise<WindowQueryResult>")]
+    pub fn recompute_points_async(
+        &self,
+        query: RecomputeQuery,
+    ) -> AsyncTask<StoreTask<WindowQueryResult>> {
+        let store = self.store.clone();
+        AsyncTask::new(StoreTask::new("recomputePoints", move || {
+            run_recompute(&store, &query)
         }))
     }
 

@@ -202,6 +202,19 @@ pub struct PointQuery {
     pub explain: Option<bool>,
 }
 
+/// Windows recomputed from raw rows, one time per key (docs/semantics.md section 11).
+#[napi(object)]
+pub struct RecomputeQuery {
+    pub keys: Vec<KeyPart>,
+    /// One time per key row, Unix ms.
+    pub times_ms: Float64Array,
+    pub reads: Vec<WindowReadInput>,
+    /// The raw rows, as an ingest's batches.
+    pub raw: Vec<SeriesBatchInput>,
+    /// Round each window's start down to a bucket edge (default: exactly `(t - W, t]`).
+    pub aligned: Option<bool>,
+}
+
 /// A cell whose window reaches buckets that retention removed.
 #[napi(object)]
 pub struct StaleWindowOutput {

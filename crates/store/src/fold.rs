@@ -726,7 +726,7 @@ fn check_codes(id: &str, what: &str, dict_len: usize, codes: &[u32]) -> StoreRes
 }
 
 #[inline]
-fn fold_value(
+pub(crate) fn fold_value(
     state: &mut AggState,
     input: FoldInput,
     aggregation: &Aggregation,

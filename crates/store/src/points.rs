@@ -4,10 +4,12 @@
 //! and the window is served from the complete buckets before that edge: no row at or
 //! after the edge is read, so nothing after `t` is.
 
-use tessera_core::AggState;
+use std::collections::HashMap;
+
+use tessera_core::{AggState, AggValue};
 
 use crate::error::{invalid_batch, StoreResult};
-use crate::fold::KeyColumn;
+use crate::fold::{floor_ms, fold_value, KeyColumn, PendingDelta, SeriesBatch};
 use crate::key::bucket_key;
 use crate::reads::{
     encode_key_row, key_rows, merge_stored_buckets, Explanation, ReadBounds, WindowRead,
@@ -150,6 +152,105 @@ impl BucketStore {
             explanations,
             stale,
         })
+    }
+}
+
+/// How a point's window is recomputed from raw rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecomputedWindow {
+    /// Exactly `(t - W, t]`.
+    Exact,
+    /// From the bucket edge at or before `t - W + 1 ms` to `t`: what the store would
+    /// serve at `t` from complete data, without the events after `t`.
+    Aligned,
+}
+
+/// The rows of one series by group key, each key's sorted by time: (time, batch, row).
+type RowsByKey = HashMap<Vec<u8>, Vec<(i64, usize, usize)>>;
+
+impl BucketStore {
+    /// Recomputes windows from raw rows for many group keys, each row at its own time
+    /// (docs/semantics.md section 11): every rule folds the rows of its series, key and
+    /// window with the ingest's own fold, into the same states (and sketches) as the
+    /// stored buckets hold. Rows of other keys and times are skipped.
+    pub fn recompute_points(
+        &self,
+        keys: &[KeyColumn<'_>],
+        times_ms: &[i64],
+        reads: &[WindowRead],
+        raw: &[SeriesBatch<'_>],
+        window: RecomputedWindow,
+    ) -> StoreResult<Vec<AggValue>> {
+        let rows = key_rows(keys)?;
+        if times_ms.len() != rows {
+            return Err(invalid_batch(format!(
+                "{} times for {rows} keys: a point read takes one time per key",
+                times_ms.len()
+            )));
+        }
+        let plan = self.plan_reads(reads, self.options.clock.now_ms())?;
+        let mut indexed: HashMap<usize, RowsByKey> = HashMap::new();
+        for read in &plan.per_read {
+            if indexed.contains_key(&read.series) {
+                continue;
+            }
+            let series = &self.series[read.series];
+            let mut by_key = RowsByKey::new();
+            let mut key = Vec::with_capacity(32);
+            for (b, batch) in raw.iter().enumerate() {
+                if batch.series_id != series.spec.id {
+                    continue;
+                }
+                PendingDelta::validate(series, batch)?;
+                let n = batch
+                    .selection
+                    .map_or(batch.timestamps_ms.len(), <[u32]>::len);
+                for i in 0..n {
+                    let row = batch.selection.map_or(i, |s| s[i] as usize);
+                    if encode_key_row(&batch.keys, row, &mut key)? {
+                        let t = floor_ms(batch.timestamps_ms[row]);
+                        by_key.entry(key.clone()).or_default().push((t, b, row));
+                    }
+                }
+            }
+            for list in by_key.values_mut() {
+                list.sort_unstable();
+            }
+            indexed.insert(read.series, by_key);
+        }
+        let mut values = Vec::with_capacity(rows * reads.len());
+        let mut group_key = Vec::with_capacity(32);
+        for (row, &t) in times_ms.iter().enumerate() {
+            let has_key = encode_key_row(keys, row, &mut group_key)?;
+            for (read, planned) in reads.iter().zip(&plan.per_read) {
+                let series = &self.series[planned.series];
+                let rule = &series.rules[planned.rule];
+                let mut state = AggState::new(&rule.aggregation);
+                let listed = has_key
+                    .then(|| indexed.get(&planned.series)?.get(&group_key))
+                    .flatten();
+                if let Some(list) = listed {
+                    let earliest = t.saturating_sub(read.window_ms).saturating_add(1);
+                    let from = match window {
+                        RecomputedWindow::Exact => earliest,
+                        RecomputedWindow::Aligned => {
+                            let (layout, _) = series.rule_slots[planned.rule];
+                            series.layouts[layout].span.start_of(earliest)
+                        }
+                    };
+                    let first = list.partition_point(|&(ts, _, _)| ts < from);
+                    let dim = series.spec.vector_dim.unwrap_or(0) as usize;
+                    for &(ts, b, r) in &list[first..] {
+                        if ts > t {
+                            break;
+                        }
+                        fold_value(&mut state, rule.input, &rule.aggregation, &raw[b], r, dim);
+                    }
+                }
+                values.push(state.evaluate());
+            }
+        }
+        Ok(values)
     }
 }
 
