@@ -22,6 +22,7 @@ import {
   type OfflinePlannerOptions,
   Tessera,
   windowed,
+  writeTrainingSet,
 } from '../ts/index.js';
 import { Transaction } from './fixtures/transactions.js';
 
@@ -240,6 +241,54 @@ describe('point-in-time queries', () => {
     } finally {
       before.close();
       after.close();
+    }
+  });
+
+  it('writes a training set to Parquet that DuckDB reads back value by value', async () => {
+    const random = seededRandom(9);
+    const txns = history(13, 3000);
+    const tessera = Tessera.open({
+      path: join(dir, 'training'),
+      features: [User, Transaction],
+      batchResolvers: [resolverOf(txns)],
+    });
+    try {
+      const n = 20_000;
+      const users = Array.from({ length: n }, () => 1 + Math.floor(random() * USERS));
+      const times = Array.from({ length: n }, () => START + Math.floor(random() * 13 * DAY));
+      const result = await tessera.offlineQuery({
+        input: { 'user.id': users },
+        inputTimes: times,
+        output: OUTPUTS.map((o) => o.ref),
+      });
+      const file = join(dir, 'training.parquet');
+      expect(await writeTrainingSet(result, file)).toBe(n);
+      // DuckDB keeps the file's row order (preserve_insertion_order).
+      const reader = await sql.runAndReadAll(`SELECT * FROM read_parquet('${file}')`);
+      expect(reader.columnNames()).toEqual([
+        'user.id',
+        'time',
+        ...OUTPUTS.map((o) => o.ref.canonical),
+      ]);
+      const back = reader.getRowObjectsJS();
+      expect(back).toHaveLength(n);
+      let compared = 0;
+      for (const [i, row] of back.entries()) {
+        expect(Number(row['user.id'])).toBe(users[i]);
+        expect((row.time as Date).getTime()).toBe(times[i]);
+        for (const [j, output] of OUTPUTS.entries()) {
+          const written = row[output.ref.canonical];
+          const value = result.rows[i]?.values[j];
+          expect(
+            written === null ? null : Number(written),
+            `row ${i} ${output.ref.canonical}`,
+          ).toBe(value);
+          compared++;
+        }
+      }
+      expect(compared).toBe(n * OUTPUTS.length);
+    } finally {
+      tessera.close();
     }
   });
 

@@ -68,6 +68,7 @@ export type {
   ValueExplanation,
   WeightedItem,
 } from './api/query.js';
+export { writeTrainingSet } from './api/training-set.js';
 // Batch resolvers and backfills.
 export {
   BackfillError,
