@@ -11,7 +11,7 @@
  *   removed is an error naming the output, the point and the range.
  * No mode reads anything after the input time.
  */
-import { batchLength, resolverBatches, sqlSession } from '../batch/backfill.js';
+import { resolversBatches } from '../batch/backfill.js';
 import { type BatchResolver, badRowText, selectedByTags } from '../batch/resolver.js';
 import type { BucketEngine } from '../bucket-engine.js';
 import type { SeriesBatchInput, WindowQuery, WindowQueryResult } from '../native.js';
@@ -196,51 +196,40 @@ async function rawRows(
   }
   const raw: SeriesBatchInput[] = [];
   if (times.length === 0) return raw;
-  const session = sqlSession();
-  try {
-    for (const [namespace, { ids, reach }] of byClass) {
-      const resolvers = context.batchResolvers.filter(
-        (r) => r.namespace === namespace && selectedByTags(r, tags),
+  for (const [namespace, { ids, reach }] of byClass) {
+    const resolvers = context.batchResolvers.filter(
+      (r) => r.namespace === namespace && selectedByTags(r, tags),
+    );
+    if (resolvers.length === 0) {
+      throw new InvalidQueryError(
+        `offlineQuery: recomputing from raw rows reads ${namespace}, and no batch resolver of ${namespace}${tags.length > 0 ? ` with tags ${tags.join(', ')}` : ''} was given to Tessera.open (or use plannerOptions.useMaterializedOfflineQuery)`,
       );
-      if (resolvers.length === 0) {
-        throw new InvalidQueryError(
-          `offlineQuery: recomputing from raw rows reads ${namespace}, and no batch resolver of ${namespace}${tags.length > 0 ? ` with tags ${tags.join(', ')}` : ''} was given to Tessera.open (or use plannerOptions.useMaterializedOfflineQuery)`,
-        );
-      }
-      // A window reaches back at most its length and one bucket (aligned); the run's end
-      // is exclusive, so one past the latest time. Rows after a point's own time are
-      // skipped by the engine.
-      const lowerBoundMs = Math.floor(earliest) - reach;
-      const upperBoundMs = Math.floor(latest) + 1;
-      const run = {
-        lowerBound: new Date(lowerBoundMs),
-        upperBound: new Date(upperBoundMs),
-        lowerBoundMs,
-        upperBoundMs,
-        tags,
-      };
-      const ingest = context.classIngest(namespace);
-      for (const resolver of resolvers) {
-        let offset = 0;
-        for await (const batch of resolverBatches(
-          resolver,
-          context.plan,
-          run,
-          session.get,
-          undefined,
-        )) {
-          try {
-            raw.push(...ingest.prepare(batch, undefined, ids).batches);
-          } catch (error) {
-            const bad = badRowText(`batch resolver ${resolver.name}`, error, offset);
-            throw bad === null ? error : new InvalidQueryError(`offline query: ${bad}`);
-          }
-          offset += batchLength(batch);
-        }
+    }
+    // A window reaches back at most its length and one bucket (aligned); the run's end
+    // is exclusive, so one past the latest time. Rows after a point's own time are
+    // skipped by the engine.
+    const lowerBoundMs = Math.floor(earliest) - reach;
+    const upperBoundMs = Math.floor(latest) + 1;
+    const run = {
+      lowerBound: new Date(lowerBoundMs),
+      upperBound: new Date(upperBoundMs),
+      lowerBoundMs,
+      upperBoundMs,
+      tags,
+    };
+    const ingest = context.classIngest(namespace);
+    for await (const { batch, resolver, offset } of resolversBatches(
+      resolvers,
+      context.plan,
+      run,
+    )) {
+      try {
+        raw.push(...ingest.prepare(batch, undefined, ids).batches);
+      } catch (error) {
+        const bad = badRowText(`batch resolver ${resolver.name}`, error, offset);
+        throw bad === null ? error : new InvalidQueryError(`offline query: ${bad}`);
       }
     }
-  } finally {
-    session.close();
   }
   return raw;
 }

@@ -464,6 +464,30 @@ function classPlan(plan: Plan, namespace: string) {
   return cls;
 }
 
+/**
+ * The rows of several batch resolvers for one run, batch by batch, each with its
+ * resolver and the run's row number of its first row; one DuckDB database serves the SQL
+ * ones and is closed at the end.
+ */
+export async function* resolversBatches(
+  resolvers: readonly BatchResolver[],
+  plan: Plan,
+  run: BatchRun,
+): AsyncGenerator<{ batch: BatchRows; resolver: BatchResolver; offset: number }> {
+  const session = sqlSession();
+  try {
+    for (const resolver of resolvers) {
+      let offset = 0;
+      for await (const batch of resolverBatches(resolver, plan, run, session.get, undefined)) {
+        yield { batch, resolver, offset };
+        offset += batchLength(batch);
+      }
+    }
+  } finally {
+    session.close();
+  }
+}
+
 /** A lazily opened DuckDB database for a run, closed with it. */
 export function sqlSession(): { get: () => Promise<SqlRunner>; close: () => void } {
   let opened: Promise<SqlRunner> | undefined;

@@ -8,7 +8,7 @@
  */
 import type { ClassIngest } from '../api/ingest.js';
 import type { BufferedRowsNeed } from '../api/query.js';
-import { batchLength, resolverBatches, sqlSession } from '../batch/backfill.js';
+import { batchLength, resolversBatches } from '../batch/backfill.js';
 import { type BatchResolver, type BatchRows, badRowText } from '../batch/resolver.js';
 import type { BucketEngine } from '../bucket-engine.js';
 import { TesseraError } from '../errors.js';
@@ -127,23 +127,12 @@ async function* classRows(
     upperBoundMs: request.upperBoundMs + 1,
     tags: [],
   };
-  const session = sqlSession();
-  try {
-    for (const resolver of resolvers.batch) {
-      let offset = 0;
-      for await (const batch of resolverBatches(
-        resolver,
-        sources.plan,
-        run,
-        session.get,
-        undefined,
-      )) {
-        yield { batch, resolver: `batch resolver ${resolver.name}`, offset };
-        offset += batchLength(batch);
-      }
-    }
-  } finally {
-    session.close();
+  for await (const { batch, resolver, offset } of resolversBatches(
+    resolvers.batch,
+    sources.plan,
+    run,
+  )) {
+    yield { batch, resolver: `batch resolver ${resolver.name}`, offset };
   }
 }
 

@@ -10,10 +10,7 @@ use tessera_core::{AggState, AggValue};
 
 use crate::error::{invalid_batch, StoreResult};
 use crate::fold::{floor_ms, fold_value, KeyColumn, PendingDelta, SeriesBatch};
-use crate::key::bucket_key;
-use crate::reads::{
-    encode_key_row, key_rows, merge_stored_buckets, Explanation, ReadBounds, WindowRead,
-};
+use crate::reads::{encode_key_row, key_rows, BucketMerger, Explanation, ReadBounds, WindowRead};
 use crate::store::BucketStore;
 
 /// A value whose window reaches buckets that retention removed.
@@ -79,11 +76,9 @@ impl BucketStore {
             );
         }
         let mut stale = Vec::new();
-        let mut iter = self.db.raw_iterator_cf(self.buckets_cf());
-        let (mut group_key, mut lo, mut hi) = (Vec::new(), Vec::new(), Vec::new());
-        let mut accumulators: Vec<Option<AggState>> = Vec::new();
+        let mut merger = BucketMerger::new(self);
+        let mut group_key = Vec::new();
         let mut bounds: Vec<ReadBounds> = Vec::new();
-        let mut merged: Vec<u32> = Vec::new();
         for (row, &t) in times_ms.iter().enumerate() {
             let has_key = encode_key_row(keys, row, &mut group_key)?;
             for group in &plan.groups {
@@ -118,31 +113,22 @@ impl BucketStore {
                     continue;
                 }
                 let first = bounds.iter().map(|b| b.first_start).min().unwrap_or(last);
-                let size = span.size_ms();
-                bucket_key(&mut lo, series.number, &group_key, size, first);
-                bucket_key(&mut hi, series.number, &group_key, size, last);
-                accumulators.clear();
-                accumulators.resize(group.reads.len(), None);
-                merged.clear();
-                merged.resize(group.reads.len(), 0);
-                merge_stored_buckets(
-                    &mut iter,
-                    (&lo, &hi),
+                merger.merge(
                     series,
                     layout,
+                    &group_key,
+                    (first, last),
                     wall,
                     group.states_read,
                     &bounds,
-                    &mut accumulators,
-                    &mut merged,
                 )?;
                 for (slot, read) in group.reads.iter().enumerate() {
                     let cell = row * reads.len() + read.read_index;
-                    if let Some(acc) = &accumulators[slot] {
+                    if let Some(acc) = &merger.accumulators[slot] {
                         values[cell] = acc.evaluate();
                     }
                     if let Some(e) = explanations.as_mut() {
-                        e[cell].buckets_merged = merged[slot];
+                        e[cell].buckets_merged = merger.merged[slot];
                     }
                 }
             }

@@ -170,13 +170,9 @@ impl BucketStore {
             }
             e
         });
-        let mut iter = self.db.raw_iterator_cf(self.buckets_cf());
+        let mut merger = BucketMerger::new(self);
         let mut group_key = Vec::with_capacity(32);
-        let mut lo = Vec::with_capacity(64);
-        let mut hi = Vec::with_capacity(64);
-        let mut accumulators: Vec<Option<AggState>> = Vec::new();
         let mut bounds: Vec<ReadBounds> = Vec::new();
-        let mut merged: Vec<u32> = Vec::new();
         for row in 0..rows {
             if !encode_key_row(keys, row, &mut group_key)? {
                 // A null key has no data: every value stays Null.
@@ -186,31 +182,24 @@ impl BucketStore {
                 let series = &self.series[group.series];
                 let layout = &series.layouts[group.layout];
                 let size = layout.span.size_ms();
-                bucket_key(&mut lo, series.number, &group_key, size, group.first_start);
-                bucket_key(&mut hi, series.number, &group_key, size, group.last_start);
-                accumulators.clear();
-                accumulators.resize(group.reads.len(), None);
                 bounds.clear();
                 bounds.extend(group.reads.iter().map(|read| ReadBounds {
                     position: read.position,
                     first_start: read.first_start,
                     before: read.buckets_before,
                 }));
-                merged.clear();
-                merged.resize(group.reads.len(), 0);
-                merge_stored_buckets(
-                    &mut iter,
-                    (&lo, &hi),
+                merger.merge(
                     series,
                     layout,
+                    &group_key,
+                    (group.first_start, group.last_start),
                     wall,
                     group.states_read,
                     &bounds,
-                    &mut accumulators,
-                    &mut merged,
                 )?;
+                let accumulators = &mut merger.accumulators;
                 if let Some(e) = explanations.as_mut() {
-                    for (read, count) in group.reads.iter().zip(&merged) {
+                    for (read, count) in group.reads.iter().zip(&merger.merged) {
                         e[row * reads.len() + read.read_index].buckets_merged += count;
                     }
                 }
@@ -524,69 +513,100 @@ pub(crate) struct ReadBounds {
     pub(crate) before: i64,
 }
 
-/// Merges the stored, unexpired buckets with keys in `[lo, hi]` (one series, group key and
-/// layout) into the accumulators of the reads that take them (`bounds`, one per
-/// accumulator), counting the buckets each merged in `merged`. The record's states are
-/// decoded one by one and merged straight into the reads that want them: no list of
-/// states per bucket, and the states after the last one read are not decoded.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn merge_stored_buckets(
-    iter: &mut rocksdb::DBRawIterator<'_>,
-    (lo, hi): (&[u8], &[u8]),
-    series: &SeriesLayout,
-    layout: &crate::layout::Layout,
-    wall_ms: i64,
-    states_read: usize,
-    bounds: &[ReadBounds],
-    accumulators: &mut [Option<AggState>],
-    merged: &mut [u32],
-) -> StoreResult<()> {
-    iter.seek(lo);
-    while iter.valid() {
-        let (Some(key), Some(value)) = (iter.key(), iter.value()) else {
-            break;
-        };
-        if key > hi {
-            break;
+/// Merges stored buckets into accumulators, one (series, group key, layout) range at a
+/// time, with its iterator, key buffers and accumulators kept between ranges.
+pub(crate) struct BucketMerger<'a> {
+    iter: rocksdb::DBRawIterator<'a>,
+    lo: Vec<u8>,
+    hi: Vec<u8>,
+    /// One per read of the last range merged: its merged state, if any bucket held data.
+    pub(crate) accumulators: Vec<Option<AggState>>,
+    /// One per read of the last range merged: the buckets it merged.
+    pub(crate) merged: Vec<u32>,
+}
+
+impl<'a> BucketMerger<'a> {
+    pub(crate) fn new(store: &'a BucketStore) -> Self {
+        Self {
+            iter: store.db.raw_iterator_cf(store.buckets_cf()),
+            lo: Vec::with_capacity(64),
+            hi: Vec::with_capacity(64),
+            accumulators: Vec::new(),
+            merged: Vec::new(),
         }
-        let Some(parts) = parse_bucket_key(key) else {
-            break;
-        };
-        if layout
-            .span
-            .is_stale(parts.start, layout.retention_ms, wall_ms)
-        {
-            iter.next();
-            continue;
-        }
-        let mut rest = value;
-        for position in 0..states_read {
-            if rest.is_empty() {
-                return Err(corrupt_bucket(
-                    series,
-                    tessera_core::CoreError::corrupt("record is missing a rule state"),
-                ));
-            }
-            let (state, used) = AggState::decode(rest).map_err(|e| corrupt_bucket(series, e))?;
-            rest = &rest[used..];
-            for (slot, read) in bounds.iter().enumerate() {
-                if read.position != position
-                    || parts.start < read.first_start
-                    || parts.start >= read.before
-                {
-                    continue;
-                }
-                match &mut accumulators[slot] {
-                    Some(acc) => acc.merge(&state).map_err(|e| corrupt_bucket(series, e))?,
-                    empty => *empty = Some(state.clone()),
-                }
-                merged[slot] += 1;
-            }
-        }
-        iter.next();
     }
-    iter.status()?;
-    Ok(())
+
+    /// Merges the stored, unexpired buckets of `group_key` in `layout` with starts in
+    /// `[first, last]` into one accumulator per read (`bounds`). A record's states are
+    /// decoded one by one and merged straight into the reads that want them: no list of
+    /// states per bucket, and the states after the last one read are not decoded.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn merge(
+        &mut self,
+        series: &SeriesLayout,
+        layout: &crate::layout::Layout,
+        group_key: &[u8],
+        (first, last): (i64, i64),
+        wall_ms: i64,
+        states_read: usize,
+        bounds: &[ReadBounds],
+    ) -> StoreResult<()> {
+        let size = layout.span.size_ms();
+        bucket_key(&mut self.lo, series.number, group_key, size, first);
+        bucket_key(&mut self.hi, series.number, group_key, size, last);
+        self.accumulators.clear();
+        self.accumulators.resize(bounds.len(), None);
+        self.merged.clear();
+        self.merged.resize(bounds.len(), 0);
+        let iter = &mut self.iter;
+        iter.seek(&self.lo);
+        while iter.valid() {
+            let (Some(key), Some(value)) = (iter.key(), iter.value()) else {
+                break;
+            };
+            if key > self.hi.as_slice() {
+                break;
+            }
+            let Some(parts) = parse_bucket_key(key) else {
+                break;
+            };
+            if layout
+                .span
+                .is_stale(parts.start, layout.retention_ms, wall_ms)
+            {
+                iter.next();
+                continue;
+            }
+            let mut rest = value;
+            for position in 0..states_read {
+                if rest.is_empty() {
+                    return Err(corrupt_bucket(
+                        series,
+                        tessera_core::CoreError::corrupt("record is missing a rule state"),
+                    ));
+                }
+                let (state, used) =
+                    AggState::decode(rest).map_err(|e| corrupt_bucket(series, e))?;
+                rest = &rest[used..];
+                for (slot, read) in bounds.iter().enumerate() {
+                    if read.position != position
+                        || parts.start < read.first_start
+                        || parts.start >= read.before
+                    {
+                        continue;
+                    }
+                    match &mut self.accumulators[slot] {
+                        Some(acc) => acc.merge(&state).map_err(|e| corrupt_bucket(series, e))?,
+                        empty => *empty = Some(state.clone()),
+                    }
+                    self.merged[slot] += 1;
+                }
+            }
+            iter.next();
+        }
+        iter.status()?;
+        Ok(())
+    }
 }
 
 pub(crate) fn corrupt_bucket(series: &SeriesLayout, e: tessera_core::CoreError) -> StoreError {
