@@ -54,15 +54,7 @@ impl BucketStore {
         }
         let wall = self.options.clock.now_ms();
         let plan = self.plan_reads(reads, wall)?;
-        let empty: Vec<_> = plan
-            .per_read
-            .iter()
-            .map(|r| AggState::new(&self.series[r.series].rules[r.rule].aggregation).evaluate())
-            .collect();
-        let mut values = Vec::with_capacity(rows * reads.len());
-        for _ in 0..rows {
-            values.extend(empty.iter().cloned());
-        }
+        let mut values = self.empty_values(&plan, rows);
         let mut explanations = explain.then(|| Vec::with_capacity(rows * reads.len()));
         if let Some(e) = explanations.as_mut() {
             e.resize(

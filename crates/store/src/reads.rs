@@ -144,16 +144,7 @@ impl BucketStore {
             Some(buffered) => self.buffer_overlays(&mut groups, reads, now_ms, buffered)?,
         };
         let wall = self.options.clock.now_ms();
-        // A window without data evaluates the empty state: null, or 0 for count.
-        let empty: Vec<AggValue> = groups
-            .per_read
-            .iter()
-            .map(|r| AggState::new(&self.series[r.series].rules[r.rule].aggregation).evaluate())
-            .collect();
-        let mut values = Vec::with_capacity(rows * reads.len());
-        for _ in 0..rows {
-            values.extend(empty.iter().cloned());
-        }
+        let mut values = self.empty_values(&groups, rows);
         let mut explanations = explain.then(|| {
             let mut e = Vec::with_capacity(rows * reads.len());
             for _ in 0..rows {
@@ -399,6 +390,21 @@ impl BucketStore {
             return Err(e);
         }
         Ok(RawOverlay { buckets, rows })
+    }
+
+    /// `rows` rows of the values of windows without data: each read's empty state
+    /// evaluated (null, or 0 for a count), row-major.
+    pub(crate) fn empty_values(&self, plan: &ReadPlan, rows: usize) -> Vec<AggValue> {
+        let empty: Vec<AggValue> = plan
+            .per_read
+            .iter()
+            .map(|r| AggState::new(&self.series[r.series].rules[r.rule].aggregation).evaluate())
+            .collect();
+        let mut values = Vec::with_capacity(rows * empty.len());
+        for _ in 0..rows {
+            values.extend(empty.iter().cloned());
+        }
+        values
     }
 
     pub(crate) fn plan_reads(&self, reads: &[WindowRead], now_ms: i64) -> StoreResult<ReadPlan> {
