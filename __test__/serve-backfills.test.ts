@@ -2,7 +2,8 @@
  * Backfills over HTTP: `POST /v1/backfills` checks the request and starts one run at a
  * time (202 with its id), `GET /v1/backfills/:id` shows its progress and report,
  * `DELETE` cancels it (nothing applied, docs/semantics.md section 9.3), and `/metrics`
- * counts the runs and their rows. A real server on 127.0.0.1, a real HTTP client.
+ * counts the runs and their rows. Point-in-time queries over HTTP (`POST
+ * /v1/offline-query`, NDJSON). A real server on 127.0.0.1, a real HTTP client.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -220,6 +221,69 @@ describe('backfills over HTTP', () => {
       expect(metrics).toContain('tessera_backfills_running 0');
     } finally {
       gate.release();
+      await server.close();
+    }
+  });
+
+  it('answers point-in-time queries as NDJSON, and refuses bad ones naming the problem', async () => {
+    const server = await TesseraServer.start({
+      path: join(dir, 'offline'),
+      features: [User, Transaction],
+      store: { batchResolvers: [history] },
+      port: 0,
+      clockMs: CLOCK,
+    });
+    const url = server.url;
+    try {
+      const times = [CLOCK - 5 * HOUR - 7, CLOCK - DAY / 2, CLOCK];
+      const response = await fetch(`${url}/v1/offline-query`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          input: { 'user.id': [1, 2, 3] },
+          inputTimes: times.map((t) => new Date(t).toISOString()),
+          output: ['user.total_1d'],
+        }),
+      });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toContain('application/x-ndjson');
+      const lines = (await response.text())
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines).toHaveLength(4);
+      expect((lines[0]?.outputs as { canonical: string }[]).map((o) => o.canonical)).toEqual([
+        'user.total__86400__',
+      ]);
+      for (const [i, user] of [1, 2, 3].entries()) {
+        const t = times[i] as number;
+        // The exact window (t - 1d, t] from the raw rows.
+        const want = rows
+          .filter((r) => r.user_id === user && r.ts > t - DAY && r.ts <= t)
+          .reduce((s, r) => s + r.amount, 0);
+        const line = lines[i + 1] as { key: unknown; time: string; values: number[] };
+        expect(line.key).toEqual({ 'user.id': user });
+        expect(Date.parse(line.time)).toBe(t);
+        expect(line.values[0]).toBeCloseTo(want, 6);
+      }
+      const bad = await post(`${url}/v1/offline-query`, {
+        input: { 'user.id': [1] },
+        inputTimes: [CLOCK],
+        output: ['user.total_1d'],
+        plannerOptions: { useTileStore: true },
+      });
+      expect(bad.status).toBe(400);
+      expect(bad.body.error?.message).toContain('useTileStore');
+      const mismatched = await post(`${url}/v1/offline-query`, {
+        input: { 'user.id': [1, 2] },
+        inputTimes: [CLOCK],
+        output: ['user.total_1d'],
+      });
+      expect(mismatched.status).toBe(400);
+      expect(mismatched.body.error?.message).toBe(
+        'offlineQuery: inputTimes has 1 times for 2 input keys; give one time per key',
+      );
+    } finally {
       await server.close();
     }
   });

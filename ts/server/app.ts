@@ -7,6 +7,8 @@
  * - `GET /v1/features`: features, windows, series, rules and the storage estimate;
  * - `GET /v1/streams`: each stream's counters, rate, lag and committed positions;
  * - `GET /v1/deadletters?source=&limit=&offset=`: kept dead letters, a page at a time;
+ * - `POST /v1/offline-query`: a point-in-time query, answered as NDJSON (a line of
+ *   outputs, then a line per row) as {@link Tessera.offlineQuery} answers it;
  * - `POST /v1/backfills` (a run, or its plan with `plan: true`), `GET /v1/backfills`,
  *   `GET /v1/backfills/:id` (progress, report or error), `DELETE /v1/backfills/:id`
  *   (cancels it);
@@ -16,8 +18,10 @@
  * bad request gets a 4xx with an {@link ErrorBody} naming the problem.
  */
 import { timingSafeEqual } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import type { OfflineQueryRequest } from '../api/offline.js';
 import type { OutputInfo, QueryRequest } from '../api/query.js';
 import { BackfillError } from '../batch/backfill.js';
 import type { BackfillScheduler } from '../batch/schedules.js';
@@ -36,6 +40,7 @@ import {
   deadLettersSchema,
   type ErrorBody,
   noQuerySchema,
+  offlineQuerySchema,
   querySchema,
 } from './schemas.js';
 
@@ -216,6 +221,30 @@ export function buildApp(context: ServeContext): FastifyInstance {
       throw error;
     }
   });
+
+  app.post<{ Body: OfflineQueryRequest<readonly string[]> }>(
+    '/v1/offline-query',
+    { schema: offlineQuerySchema },
+    async (request, reply) => {
+      const body = request.body;
+      if (body.output.length > limits.maxOutputs) {
+        throw new RequestError(
+          400,
+          'TOO_MANY_OUTPUTS',
+          `output has ${body.output.length} feature windows; at most ${limits.maxOutputs} per query`,
+        );
+      }
+      // Keys are bounded by the body size alone: training sets are large.
+      const result = await tessera.offlineQuery(body);
+      const lines = (function* () {
+        yield `${JSON.stringify({ outputs: result.outputs })}\n`;
+        for (const row of result.rows) {
+          yield `${JSON.stringify({ key: row.key, time: row.time, values: row.values })}\n`;
+        }
+      })();
+      return reply.type('application/x-ndjson; charset=utf-8').send(Readable.from(lines));
+    },
+  );
 
   app.get('/v1/features', { schema: noQuerySchema }, async () => {
     const plan = tessera.plan;

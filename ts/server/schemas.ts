@@ -81,6 +81,34 @@ export const backfillIdSchema = {
   querystring: { type: 'object', additionalProperties: false, properties: {} },
 } as const;
 
+/** `POST /v1/offline-query`. */
+export const offlineQuerySchema = {
+  body: {
+    type: 'object',
+    required: ['input', 'inputTimes', 'output'],
+    additionalProperties: false,
+    properties: {
+      input: querySchema.body.properties.input,
+      inputTimes: {
+        description: 'One time per input key: ISO times with a zone, or Unix milliseconds',
+        type: 'array',
+        items: { type: ['string', 'number'] },
+      },
+      output: querySchema.body.properties.output,
+      plannerOptions: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          useMaterializedOfflineQuery: { type: 'boolean' },
+          alignOfflineChalkWindowWithMaterialization: { type: 'boolean' },
+          useTileStore: { type: 'boolean' },
+        },
+      },
+      tags: { type: 'array', items: { type: 'string', minLength: 1 } },
+    },
+  },
+} as const;
+
 /** `GET /v1/deadletters`. */
 export const deadLettersSchema = {
   querystring: {
