@@ -252,9 +252,9 @@ describe('backfills over HTTP', () => {
         .split('\n')
         .map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(lines).toHaveLength(4);
-      expect((lines[0]?.outputs as { canonical: string }[]).map((o) => o.canonical)).toEqual([
-        'user.total__86400__',
-      ]);
+      expect(
+        ((lines[0]?.outputs ?? []) as { canonical: string }[]).map((o) => o.canonical),
+      ).toEqual(['user.total__86400__']);
       for (const [i, user] of [1, 2, 3].entries()) {
         const t = times[i] as number;
         // The exact window (t - 1d, t] from the raw rows.

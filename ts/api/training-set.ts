@@ -87,9 +87,11 @@ export async function writeTrainingSet<O extends readonly OutputRef[]>(
       else appender.appendVarchar(typeof value === 'string' ? value : JSON.stringify(value));
     };
     for (const row of result.rows) {
-      keyNames.forEach((k, i) => append(row.key[k], keyTypes[i] as Column));
+      for (const [i, k] of keyNames.entries()) append(row.key[k], keyTypes[i] as Column);
       append(row.time, 'TIMESTAMP');
-      (row.values as readonly unknown[]).forEach((v, i) => append(v, outputTypes[i] as Column));
+      for (const [i, v] of (row.values as readonly unknown[]).entries()) {
+        append(v, outputTypes[i] as Column);
+      }
       appender.endRow();
     }
     appender.closeSync();
