@@ -23,14 +23,17 @@ pub mod store;
 
 pub use backfill::{Backfill, BackfillLayout, BackfillOptions, BackfillRange, BackfillReport};
 pub use commit::{CommitRecords, CommitReport, IngestReport};
-pub use coverage::WindowCoverage;
+pub use coverage::{RetentionChange, WindowCoverage};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use fold::{KeyColumn, SeriesBatch, ValueColumn, NULL_CODE};
-pub use layout::{AggregationSpec, RuleSpec, SeriesLayout, SeriesSpec, SeriesSummary, ValueKind};
+pub use layout::{
+    reconcile, AggregationSpec, Reconciliation, RuleSlot, RuleSpec, SeriesLayout, SeriesSpec,
+    SeriesSummary, ValueKind,
+};
 pub use meta::{
     store_column_families, DeadLetter, ResolverState, SourcePosition, STORE_FORMAT_VERSION,
 };
 pub use options::{Clock, CommitMode, StoreOptions};
 pub use reads::{Explanation, StoredBucket, WindowAnswer, WindowRead};
 pub use runs::BackfillRunRecord;
-pub use store::{BucketStore, OpenReport};
+pub use store::{BucketStore, DescribedSeries, OpenReport, SeriesChange};

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 
 use crate::error::{StoreError, StoreErrorKind, StoreResult};
-use crate::layout::SeriesLayout;
 use crate::meta::{BUCKETS_CF, META_CF};
 use crate::options::StoreOptions;
 use crate::record::merge_records;
@@ -91,10 +90,10 @@ impl BucketStore {
             options,
             backfills_started: Default::default(),
         };
-        store.check_format(true)?;
+        store.check_format(true, false)?;
         let mut report = OpenReport::default();
         for stored in store.stored_series()? {
-            let layout = SeriesLayout::new(stored.spec, stored.number)?;
+            let layout = stored.layout()?;
             let id = layout.spec.id.clone();
             if let Some(summary) = stored.summary {
                 report.summaries.insert(id.clone(), summary);
