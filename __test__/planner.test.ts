@@ -257,7 +257,7 @@ describe('store description', () => {
     const d = toStoreDescription(p);
     expect(Object.keys(d)).toEqual(['series']);
     for (const s of d.series) {
-      expect(Object.keys(s).sort()).toEqual(['id', 'rules', 'summary', 'valueKind']);
+      expect(Object.keys(s).sort()).toEqual(['formerId', 'id', 'rules', 'summary', 'valueKind']);
       expect(Object.keys(s.summary ?? {}).sort()).toEqual([
         'aggregations',
         'column',

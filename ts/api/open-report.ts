@@ -47,7 +47,11 @@ export interface SeriesChange {
   /** Rules no longer requested, e.g. `count per 1h`. */
   readonly retired: readonly string[];
   /** Layouts whose retention grew, e.g. `{ bucket: '1h', from: '7d', to: '30d' }`. */
-  readonly widened: readonly { readonly bucket: string; readonly from: string; readonly to: string }[];
+  readonly widened: readonly {
+    readonly bucket: string;
+    readonly from: string;
+    readonly to: string;
+  }[];
 }
 
 /** A feature window that reads buckets from before its rule is complete. */
