@@ -172,15 +172,24 @@ describe('a definition change keeps the buckets that are still valid', () => {
   it('the same change, filled by aggregate backfill without --feature', async () => {
     const path = join(dir, 'cli');
     const sumsBefore = storeOfDefinitionA(path);
+    const out: string[] = [];
+    const err: string[] = [];
+    const module = fileURLToPath(new URL('./fixtures/definition-change-b.ts', import.meta.url));
+    const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t), cwd: dir };
+    // `aggregate list --path` shows what opening the store with B would do (judged by
+    // the system clock), and writes nothing.
+    expect(await main(['aggregate', 'list', '--features', module, '--path', path], io)).toBe(0);
+    const listed = out.join('\n');
+    expect(listed).toContain('series: 0 new, 1 kept, 0 orphaned');
+    expect(listed).toContain('added mean per 1h; retention of 1h buckets widened from 7d to 30d');
+    expect(listed).toContain('user.total (30d) needs a backfill from');
+    expect(listed).toContain('user.avg (7d) needs a backfill from');
+    out.length = 0;
     const tessera = open(path, 'B', T1);
     expectDefinitionBReport(tessera, sumsBefore);
     tessera.close();
 
     const T2 = T1 + 2 * HOUR;
-    const out: string[] = [];
-    const err: string[] = [];
-    const module = fileURLToPath(new URL('./fixtures/definition-change-b.ts', import.meta.url));
-    const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t), cwd: dir };
     const args = ['aggregate', 'backfill', '--features', module, '--path', path];
     expect(await main([...args, '--clock', iso(T2), '--json'], io)).toBe(0);
     expect(err.filter((l) => l.includes('needs a backfill'))).toEqual([

@@ -42,6 +42,7 @@ export type {
 export {
   type IncompleteWindow,
   renderOpenReport,
+  type SeriesChange,
   type TesseraOpenReport,
 } from './api/open-report.js';
 export type {

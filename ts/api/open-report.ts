@@ -142,32 +142,6 @@ export function openReport(
 }
 
 /**
- * What a store holds for a plan, without writing anything (for a store opened
- * read-only, whose report lists every stored series as kept): the plan's series it
- * holds (kept), those it does not (new), and the stored series the plan does not name
- * (orphaned, described by the summaries the store keeps).
- */
-export function storedSeriesReport(
-  plan: Plan,
-  stored: OpenReportOutput,
-  needsBackfill: readonly IncompleteWindow[] = [],
-): TesseraOpenReport {
-  const held = new Set(stored.keptSeries);
-  const planned = new Set(plan.series.map((s) => s.id));
-  const all = openReport({
-    ...stored,
-    keptSeries: stored.keptSeries.filter((id) => !planned.has(id)),
-  });
-  return Object.freeze({
-    newSeries: Object.freeze(plan.series.filter((s) => !held.has(s.id)).map(summarize)),
-    keptSeries: Object.freeze(plan.series.filter((s) => held.has(s.id)).map(summarize)),
-    orphanedSeries: all.keptSeries,
-    changedSeries: Object.freeze([]),
-    needsBackfill: Object.freeze([...needsBackfill]),
-  });
-}
-
-/**
  * The open report as text: one line per series, grouped by new / kept / orphaned, then
  * one line per changed series and one per window that needs a backfill.
  *

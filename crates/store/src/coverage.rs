@@ -108,8 +108,7 @@ impl BucketStore {
     ) -> StoreResult<Option<i64>> {
         let read = |key: Vec<u8>| -> StoreResult<Option<i64>> {
             Ok(self
-                .db
-                .get_cf(self.meta(), key)?
+                .meta_get(&key)?
                 .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
                 .map(i64::from_le_bytes))
         };

@@ -110,6 +110,11 @@ pub struct BucketStore {
     pub(crate) options: StoreOptions,
     /// Backfills begun by this opening, to name their staging directories.
     pub(crate) backfills_started: std::sync::atomic::AtomicU64,
+    /// For a read-only store opened with a description: the meta records registering it
+    /// would have written (key -> value, `None` for a deletion), read before the stored
+    /// ones, so that its coverage is what a writable opening would record
+    /// ([`BucketStore::open_read_only_described`]). Empty otherwise.
+    pub(crate) meta_overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl BucketStore {
@@ -201,12 +206,13 @@ impl BucketStore {
             retention,
             options,
             backfills_started: std::sync::atomic::AtomicU64::new(0),
+            meta_overlay: HashMap::new(),
         };
         store.check_format(exists, true)?;
         reset_dir(&store.path.join(BULK_DIR))?;
         // A backfill that did not finish was never part of the store.
         reset_dir(&store.path.join(BACKFILL_DIR))?;
-        let report = store.register(description)?;
+        let report = store.register(description, true)?;
         Ok((store, report))
     }
 
@@ -286,8 +292,14 @@ impl BucketStore {
     /// Makes `description` the active series set: known series keep their data, with
     /// their stored rules reconciled with the requested ones ([`reconcile`]), new ones get
     /// a number, and stored series that it does not name are reported as orphaned. Series
-    /// records, changed summaries and coverage records are written in one atomic write.
-    fn register(&mut self, description: Vec<DescribedSeries>) -> StoreResult<OpenReport> {
+    /// records, changed summaries and coverage records are written in one atomic write;
+    /// without `persist` (a read-only store) they are kept in [`BucketStore::meta_overlay`]
+    /// instead, and the retention table is left alone.
+    pub(crate) fn register(
+        &mut self,
+        description: Vec<DescribedSeries>,
+        persist: bool,
+    ) -> StoreResult<OpenReport> {
         let stored = self.stored_series()?;
         let known: HashMap<&str, &StoredSeries> =
             stored.iter().map(|s| (s.spec.id.as_str(), s)).collect();
@@ -411,6 +423,12 @@ impl BucketStore {
             }
         }
         batch.put_cf(self.meta(), NEXT_SERIES_KEY, next.to_le_bytes());
+        if !persist {
+            batch.iterate_cf(&mut MetaOverlay(&mut self.meta_overlay));
+            self.series = layouts;
+            self.by_id = by_id;
+            return Ok(report);
+        }
         self.db.write(batch)?;
 
         // Retention covers every stored series, orphaned ones too, so they still expire.
@@ -424,6 +442,15 @@ impl BucketStore {
         self.series = layouts;
         self.by_id = by_id;
         Ok(report)
+    }
+
+    /// A meta record: from [`BucketStore::meta_overlay`] when it has the key, else
+    /// stored.
+    pub(crate) fn meta_get(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        match self.meta_overlay.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => Ok(self.db.get_cf(self.meta(), key)?),
+        }
     }
 
     /// The active series, in description order.
@@ -495,5 +522,22 @@ impl BucketStore {
             .db
             .property_int_value_cf(self.buckets_cf(), "rocksdb.total-sst-files-size")?
             .unwrap_or(0))
+    }
+}
+
+/// Collects the writes of a registration's batch, all in the meta column family.
+struct MetaOverlay<'a>(&'a mut HashMap<Vec<u8>, Option<Vec<u8>>>);
+
+impl rocksdb::WriteBatchIteratorCf for MetaOverlay<'_> {
+    fn put_cf(&mut self, _cf: u32, key: &[u8], value: &[u8]) {
+        self.0.insert(key.to_vec(), Some(value.to_vec()));
+    }
+
+    fn delete_cf(&mut self, _cf: u32, key: &[u8]) {
+        self.0.insert(key.to_vec(), None);
+    }
+
+    fn merge_cf(&mut self, _cf: u32, _key: &[u8], _value: &[u8]) {
+        unreachable!("a registration merges nothing")
     }
 }

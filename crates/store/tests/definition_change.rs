@@ -503,3 +503,38 @@ fn a_store_of_the_previous_format_opens_and_reads_its_layout_coverage() {
         &tessera_store::STORE_FORMAT_VERSION.to_le_bytes()
     );
 }
+
+#[test]
+fn a_read_only_store_opened_with_a_description_previews_the_change_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = history();
+    {
+        let (store, _) = open(dir.path(), vec![rule("sum", HOUR, 7 * DAY)], FIRST_OPEN);
+        backfill(&store, &rows, T0);
+        store.flush().unwrap();
+    }
+    let now = T0 + 30 * 60_000;
+    let described = vec![series(vec![
+        rule("mean", HOUR, 7 * DAY),
+        rule("sum", HOUR, 7 * DAY),
+    ])
+    .into()];
+    let (store, report) =
+        BucketStore::open_read_only_described(dir.path(), described, at(now)).unwrap();
+    assert_eq!(
+        report.changed_series[0].added,
+        vec![rule("mean", HOUR, 7 * DAY)]
+    );
+    // Reads take the description's rule indexes.
+    assert_eq!(
+        value(&store, 1, 7 * DAY, now),
+        AggValue::Number(sum_of(&rows, 0, T0))
+    );
+    assert_eq!(incomplete_until(&store, 0, 7 * DAY, now), Some(T0 + HOUR));
+    assert_eq!(incomplete_until(&store, 1, 7 * DAY, now), None);
+    drop(store);
+    // Nothing was written: the plain read-only opening still has the stored rules only.
+    let (store, report) = BucketStore::open_read_only(dir.path(), at(now)).unwrap();
+    assert!(report.changed_series.is_empty());
+    assert_eq!(store.series()[0].spec.rules.len(), 1);
+}
