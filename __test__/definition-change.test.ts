@@ -12,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { BucketEngine } from '../ts/bucket-engine.js';
 import { main } from '../ts/cli/main.js';
-import { renderOpenReport, Tessera } from '../ts/index.js';
+import { compile, renderOpenReport, Tessera, toStoreDescription } from '../ts/index.js';
 import { definitionModule, feed, type Version } from './fixtures/definition-change.js';
 
 const HOUR = 3_600_000;
@@ -207,5 +208,52 @@ describe('a definition change keeps the buckets that are still valid', () => {
     expect(reopened.openReport.needsBackfill).toEqual([]);
     expectEveryWindowRecomputed(reopened, T2);
     reopened.close();
+  });
+
+  it('a series the previous version stored under its former id is adopted with its buckets', () => {
+    const path = join(dir, 'former');
+    // The store as the previous version wrote it: the series under the id that hashed
+    // its rules too (formerSeriesId), fed every row.
+    const a = definitionModule('A');
+    const description = toStoreDescription(compile([a.User, a.Transaction]).plan);
+    const [series] = description.series;
+    if (series?.formerId === undefined) throw new Error('the description gives a former id');
+    const { formerId, ...previous } = series;
+    const engine = BucketEngine.open(
+      path,
+      { series: [{ ...previous, id: formerId }] },
+      {
+        clockMs: TA,
+      },
+    );
+    const rows = feed.rows;
+    engine.commitBatches([
+      {
+        seriesId: formerId,
+        keys: [{ ints: Float64Array.from(rows, (r) => r.user_id) }],
+        timestampsMs: Float64Array.from(rows, (r) => r.ts),
+        numbers: Float64Array.from(rows, (r) => r.amount),
+      },
+    ]);
+    engine.close();
+
+    // Upgraded with the same definition: the former id is the one it stored.
+    let tessera = open(path, 'A', T1);
+    const report = tessera.openReport;
+    expect(report.newSeries).toEqual([]);
+    expect(report.orphanedSeries).toEqual([]);
+    expect(report.keptSeries.map((s) => s.id)).toEqual([series.id]);
+    expect(report.changedSeries.map((c) => [c.adoptedFrom, c.added, c.retired])).toEqual([
+      [formerId, [], []],
+    ]);
+    expect(renderOpenReport(report)).toContain(`changed  ${series.id}  adopted from ${formerId}`);
+    expect(report.needsBackfill).toEqual([]);
+    const sumsBefore = values(tessera, 'user.total_7d', T1);
+    expect(sumsBefore).toEqual(USERS.map((u) => recompute('sum', u, 7 * DAY, T1)));
+    tessera.close();
+    // Then changed as in the first case: kept under its new id.
+    tessera = open(path, 'B', T1);
+    expectDefinitionBReport(tessera, sumsBefore);
+    tessera.close();
   });
 });

@@ -8,7 +8,7 @@
 import { formatDuration } from '../dsl/duration.js';
 import type { OpenReportOutput, RuleDescription } from '../native.js';
 import { aggregationText } from '../planner/list.js';
-import { type SeriesSummary, summarize } from '../planner/series-summary.js';
+import type { SeriesSummary } from '../planner/series-summary.js';
 import type { AggregationDescription, ColumnAtVersion, Plan } from '../planner/types.js';
 
 /** What opening a store found, series by series. */

@@ -6,8 +6,8 @@
 use tessera_core::{AggValue, BucketSpan};
 use tessera_store::{
     AggregationSpec, BackfillLayout, BackfillOptions, BucketStore, CommitMode, CommitRecords,
-    KeyColumn, OpenReport, RuleSpec, SeriesBatch, SeriesSpec, StoreOptions, ValueColumn, ValueKind,
-    WindowRead,
+    DescribedSeries, KeyColumn, OpenReport, RuleSpec, SeriesBatch, SeriesSpec, StoreOptions,
+    ValueColumn, ValueKind, WindowRead,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -537,4 +537,67 @@ fn a_read_only_store_opened_with_a_description_previews_the_change_and_writes_no
     let (store, report) = BucketStore::open_read_only(dir.path(), at(now)).unwrap();
     assert!(report.changed_series.is_empty());
     assert_eq!(store.series()[0].spec.rules.len(), 1);
+}
+
+#[test]
+fn a_series_stored_under_a_former_id_is_adopted_with_its_buckets_and_coverage() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = history();
+    let mut old = series(vec![rule("sum", HOUR, 7 * DAY)]);
+    old.id = "former".into();
+    {
+        let (mut store, _) = BucketStore::open(dir.path(), vec![old], at(T0)).unwrap();
+        let keys = vec![1.0; rows.len()];
+        let ts: Vec<f64> = rows.iter().map(|r| r.0 as f64).collect();
+        let values: Vec<f64> = rows.iter().map(|r| r.1).collect();
+        store
+            .commit_batches(
+                &[SeriesBatch {
+                    series_id: "former",
+                    keys: vec![KeyColumn::Ints(&keys)],
+                    timestamps_ms: &ts,
+                    values: ValueColumn::Numbers(&values),
+                    by: None,
+                    selection: None,
+                }],
+                CommitRecords::default(),
+                CommitMode::Merge,
+            )
+            .unwrap();
+    }
+    let now = T0 + 30 * 60_000;
+    let described = DescribedSeries {
+        former_ids: vec!["former".into(), "unknown".into()],
+        ..series(vec![
+            rule("sum", HOUR, 7 * DAY),
+            rule("count", HOUR, 7 * DAY),
+        ])
+        .into()
+    };
+    {
+        let (store, report) =
+            BucketStore::open_described(dir.path(), vec![described.clone()], at(now)).unwrap();
+        assert_eq!(report.kept_series, vec!["s".to_string()]);
+        assert!(report.orphaned_series.is_empty() && report.new_series.is_empty());
+        let change = &report.changed_series[0];
+        assert_eq!(change.adopted_from.as_deref(), Some("former"));
+        assert_eq!(change.added, vec![rule("count", HOUR, 7 * DAY)]);
+        assert_eq!(
+            value(&store, 0, 7 * DAY, now),
+            AggValue::Number(sum_of(&rows, 0, T0))
+        );
+        // The coverage moved with the series: complete from the hour after it was first
+        // registered, under its former id.
+        assert_eq!(incomplete_until(&store, 0, 7 * DAY, now), Some(T0 + HOUR));
+        assert_eq!(incomplete_until(&store, 1, 7 * DAY, now), Some(T0 + HOUR));
+    }
+    // Reopened: the series is stored under its new id only.
+    let (store, report) =
+        BucketStore::open_described(dir.path(), vec![described], at(now)).unwrap();
+    assert_eq!(report.kept_series, vec!["s".to_string()]);
+    assert!(report.changed_series.is_empty() && report.orphaned_series.is_empty());
+    assert_eq!(
+        value(&store, 0, 7 * DAY, now),
+        AggValue::Number(sum_of(&rows, 0, T0))
+    );
 }
