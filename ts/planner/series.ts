@@ -72,7 +72,7 @@ export function seriesId(identity: SeriesIdentity): string {
 /**
  * The id the previous identity format (2) gave the same series: the hash of its identity
  * and its rules, in rule order. A store written by that version holds the series under
- * this id; the store adopts it under the new id (docs/semantics.md section 9.4).
+ * this id; the store adopts it under the new id (docs/semantics.md section 5.3).
  */
 export function formerSeriesId(identity: SeriesIdentity, rules: readonly RuleIdentity[]): string {
   const ruleList = rules.map((r) => ({
