@@ -30,9 +30,10 @@ export interface TesseraOpenReport {
    */
   readonly changedSeries: readonly SeriesChange[];
   /**
-   * Feature windows that read buckets from before their layout is complete (a series
-   * registered after the data began), as of the engine clock when the store opened: each
-   * needs a backfill from `from` to `to` (docs/semantics.md section 9.4).
+   * Feature windows that read buckets from before their rule is complete (a series
+   * registered after the data began, a rule a definition change added, a window whose
+   * retention it widened), as of the engine clock when the store opened: each needs a
+   * backfill from `from` to `to` (docs/semantics.md section 9.4).
    */
   readonly needsBackfill: readonly IncompleteWindow[];
 }

@@ -418,6 +418,12 @@ fn an_all_retired_layout_is_never_written_and_still_expires() {
     );
     assert_eq!(store.series()[0].layouts.len(), 1);
     assert_eq!(store.series()[0].retired_layouts.len(), 1);
+    // The hourly rule is untouched: its values and its coverage.
+    assert_eq!(
+        value(&store, 0, 2 * DAY, T0 - 1),
+        AggValue::Number(sum_of(&rows, 0, T0))
+    );
+    assert_eq!(incomplete_until(&store, 0, 2 * DAY, T0 - 1), None);
     commit(&mut store, &[(T0 + 60_000, 1.0)]);
     // One hourly bucket more, no daily one.
     assert_eq!(store.bucket_entries(true).unwrap(), 51);
