@@ -9,7 +9,7 @@
 //! [`crate::reads`] (window reads), [`crate::sources`] (positions, dead letters,
 //! resolver states).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -303,10 +303,9 @@ impl BucketStore {
         let stored = self.stored_series()?;
         let known: HashMap<&str, &StoredSeries> =
             stored.iter().map(|s| (s.spec.id.as_str(), s)).collect();
-        // Stored series adopted under a new id: (stored id -> new id).
-        let described_ids: std::collections::HashSet<&str> =
-            description.iter().map(|d| d.spec.id.as_str()).collect();
-        let mut adopted: HashMap<String, String> = HashMap::new();
+        let described_ids: HashSet<&str> = description.iter().map(|d| d.spec.id.as_str()).collect();
+        // The stored ids of series adopted under a new id.
+        let mut adopted: HashSet<String> = HashSet::new();
         let mut next = match self.db.get_cf(self.meta(), NEXT_SERIES_KEY)? {
             Some(v) if v.len() == 4 => u32::from_le_bytes([v[0], v[1], v[2], v[3]]),
             _ => 1,
@@ -332,11 +331,11 @@ impl BucketStore {
                 let former = described.former_ids.iter().find(|id| {
                     known.contains_key(id.as_str())
                         && !described_ids.contains(id.as_str())
-                        && !adopted.contains_key(id.as_str())
+                        && !adopted.contains(id.as_str())
                 });
                 if let Some(former) = former {
                     old = known.get(former.as_str()).copied();
-                    adopted.insert(former.clone(), spec.id.clone());
+                    adopted.insert(former.clone());
                     adopted_from = Some(former.clone());
                     batch.delete_cf(self.meta(), series_key(former));
                     self.move_coverage(&mut batch, former, &spec.id)?;
@@ -413,7 +412,7 @@ impl BucketStore {
             layouts.push(layout);
         }
         for old in &stored {
-            if !by_id.contains_key(&old.spec.id) && !adopted.contains_key(&old.spec.id) {
+            if !by_id.contains_key(&old.spec.id) && !adopted.contains(&old.spec.id) {
                 report.orphaned_series.push(old.spec.id.clone());
                 if let Some(summary) = &old.summary {
                     report
@@ -434,7 +433,7 @@ impl BucketStore {
         // Retention covers every stored series, orphaned ones too, so they still expire.
         let orphaned: Vec<SeriesLayout> = stored
             .iter()
-            .filter(|s| !by_id.contains_key(&s.spec.id) && !adopted.contains_key(&s.spec.id))
+            .filter(|s| !by_id.contains_key(&s.spec.id) && !adopted.contains(&s.spec.id))
             .filter_map(|s| s.layout().ok())
             .collect();
         let table = retention_table(layouts.iter().chain(&orphaned));
