@@ -4,6 +4,8 @@
 //! rows it wrote) and the coverage.
 
 use tessera_core::{AggValue, BucketSpan};
+
+mod common;
 use tessera_store::{
     AggregationSpec, BackfillLayout, BackfillOptions, BucketStore, CommitMode, CommitRecords,
     DescribedSeries, KeyColumn, OpenReport, RuleSpec, SeriesBatch, SeriesSpec, StoreOptions,
@@ -606,4 +608,129 @@ fn a_series_stored_under_a_former_id_is_adopted_with_its_buckets_and_coverage() 
         value(&store, 0, 7 * DAY, now),
         AggValue::Number(sum_of(&rows, 0, T0))
     );
+}
+
+/// Random definition changes between random commits: after every reopen, every window of
+/// every requested rule equals a recompute from the rows committed since the rule was
+/// (last) registered. Windows stay within the smallest retention, so retention never
+/// decides what a window reads.
+#[test]
+fn random_definition_changes_keep_what_each_rule_folded_since_it_was_registered() {
+    use std::collections::{BTreeSet, HashMap};
+    let kinds = ["sum", "count", "mean", "approx_count_distinct"];
+    let sizes = [HOUR, 6 * HOUR];
+    let universe: Vec<(&str, i64)> = kinds
+        .iter()
+        .flat_map(|&k| sizes.iter().map(move |&s| (k, s)))
+        .collect();
+    let mut rng = common::TestRng(0x5eed_0f_5107);
+    let dir = tempfile::tempdir().unwrap();
+    // (step committed, key, time, value)
+    let mut rows: Vec<(usize, u64, i64, f64)> = Vec::new();
+    let mut since: HashMap<(&str, i64), usize> = HashMap::new();
+    let mut clock = T0;
+    for step in 0..30 {
+        clock += rng.below(3 * HOUR as u64) as i64;
+        let mut requested: Vec<(&str, i64)> = universe
+            .iter()
+            .copied()
+            .filter(|_| rng.chance(0.5))
+            .collect();
+        if requested.is_empty() {
+            requested.push(universe[rng.below(universe.len() as u64) as usize]);
+        }
+        for i in (1..requested.len()).rev() {
+            requested.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let wanted: BTreeSet<(&str, i64)> = requested.iter().copied().collect();
+        since.retain(|rule, _| wanted.contains(rule));
+        for &rule in &requested {
+            since.entry(rule).or_insert(step);
+        }
+        let specs: Vec<RuleSpec> = requested
+            .iter()
+            .map(|&(kind, size)| rule(kind, size, DAY * (1 + rng.below(2) as i64)))
+            .collect();
+        let (mut store, _) = open(dir.path(), specs, clock);
+
+        let batch: Vec<(u64, i64, f64)> = (0..rng.below(40))
+            .map(|_| {
+                let key = 1 + rng.below(3);
+                let t = clock - rng.below(DAY as u64) as i64 + rng.below(HOUR as u64) as i64;
+                (key, t, rng.below(20) as f64)
+            })
+            .collect();
+        if !batch.is_empty() {
+            let keys: Vec<f64> = batch.iter().map(|r| r.0 as f64).collect();
+            let ts: Vec<f64> = batch.iter().map(|r| r.1 as f64).collect();
+            let values: Vec<f64> = batch.iter().map(|r| r.2).collect();
+            store
+                .commit_batches(
+                    &[SeriesBatch {
+                        series_id: "s",
+                        keys: vec![KeyColumn::Ints(&keys)],
+                        timestamps_ms: &ts,
+                        values: ValueColumn::Numbers(&values),
+                        by: None,
+                        selection: None,
+                    }],
+                    CommitRecords::default(),
+                    CommitMode::Merge,
+                )
+                .unwrap();
+            rows.extend(batch.iter().map(|&(k, t, v)| (step, k, t, v)));
+        }
+        if rng.chance(0.2) {
+            store.compact().unwrap();
+        }
+
+        for (index, &(kind, size)) in requested.iter().enumerate() {
+            let span = BucketSpan::new(size, 0).unwrap();
+            for window in [HOUR, 6 * HOUR, DAY] {
+                let buckets = span.window(clock, window);
+                for key in 1..=3u64 {
+                    let values: Vec<f64> = rows
+                        .iter()
+                        .filter(|r| r.0 >= since[&(kind, size)] && r.1 == key)
+                        .filter(|r| buckets.contains(span.start_of(r.2)))
+                        .map(|r| r.3)
+                        .collect();
+                    let expected = match kind {
+                        "sum" if values.is_empty() => AggValue::Null,
+                        "sum" => AggValue::Number(values.iter().sum()),
+                        "count" => AggValue::Count(values.len() as u64),
+                        "mean" if values.is_empty() => AggValue::Null,
+                        "mean" => {
+                            AggValue::Number(values.iter().sum::<f64>() / values.len() as f64)
+                        }
+                        _ => AggValue::Count(
+                            values
+                                .iter()
+                                .map(|v| *v as u64)
+                                .collect::<BTreeSet<_>>()
+                                .len() as u64,
+                        ),
+                    };
+                    let got = store
+                        .read_windows(
+                            &[KeyColumn::Ints(&[key as f64])],
+                            &[WindowRead {
+                                series_id: "s".into(),
+                                rule: index,
+                                window_ms: window,
+                            }],
+                            clock,
+                            false,
+                        )
+                        .unwrap()
+                        .values
+                        .remove(0);
+                    assert_eq!(
+                        got, expected,
+                        "step {step}: {kind} per {size} ms, window {window} ms, key {key}"
+                    );
+                }
+            }
+        }
+    }
 }
