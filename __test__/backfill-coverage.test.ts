@@ -1,9 +1,10 @@
 /**
  * Coverage (docs/semantics.md section 9.4): a series registered after its data began is
  * incomplete until a backfill reaches back; the open report and `incompleteWindows` name
- * each incomplete window with its range; a widened window (a new series) is incomplete
- * again, and `tessera aggregate backfill` without `--feature` fills exactly those
- * features, after which every window equals the sum of the rows it covers.
+ * each incomplete window with its range; a widened window keeps its series, and is
+ * incomplete back from the first bucket the old retention kept, and `tessera aggregate
+ * backfill` without `--feature` fills exactly those features, after which every window
+ * equals the sum of the rows it covers.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -96,7 +97,7 @@ describe('coverage and the windows that need a backfill', () => {
     tessera.close();
   });
 
-  it('a widened window is a new series, incomplete until aggregate backfill without --feature fills it', async () => {
+  it('a widened window keeps its series, incomplete before what the old retention kept until aggregate backfill without --feature fills it', async () => {
     const T2 = T0 + 6 * HOUR;
     const wide = coverageModule(true);
     let tessera = Tessera.open({
@@ -105,15 +106,31 @@ describe('coverage and the windows that need a backfill', () => {
       batchResolvers: [wide.history],
       clock: T2,
     });
-    expect(tessera.openReport.newSeries.length).toBe(1);
-    expect(tessera.openReport.orphanedSeries.length).toBe(1);
-    const before = tessera.incompleteWindows();
-    expect(before.map((w) => [w.feature, w.window, w.to])).toEqual([
-      ['user.total', '1d', iso(Date.UTC(2026, 2, 10, 17))],
-      ['user.total', '30d', iso(Date.UTC(2026, 2, 10, 17))],
+    expect(tessera.openReport.newSeries).toEqual([]);
+    expect(tessera.openReport.orphanedSeries).toEqual([]);
+    expect(tessera.openReport.changedSeries.map((c) => [c.added, c.retired, c.widened])).toEqual([
+      [[], [], [{ bucket: '1h', from: '7d', to: '30d' }]],
     ]);
-    expect(renderOpenReport({ ...tessera.openReport, needsBackfill: before })).toContain(
-      `user.total (30d) needs a backfill from ${before[1]?.from} to 2026-03-10T17:00:00.000Z`,
+    // At 16:20 the 7d retention (plus one bucket) had kept the buckets from 15:00 seven
+    // days before (docs/semantics.md section 5.4); the 1d window reads none older.
+    const kept = iso(Date.UTC(2026, 2, 3, 15));
+    const before = tessera.incompleteWindows();
+    expect(before.map((w) => [w.feature, w.window, w.to])).toEqual([['user.total', '30d', kept]]);
+    expect(tessera.openReport.needsBackfill).toEqual(before);
+    expect(renderOpenReport(tessera.openReport)).toContain(
+      `user.total (30d) needs a backfill from ${before[0]?.from} to ${kept}`,
+    );
+    expect(renderOpenReport(tessera.openReport)).toContain(
+      'retention of 1h buckets widened from 7d to 30d',
+    );
+    // The 1d window kept its buckets.
+    const { rows: kept1d } = tessera.query({
+      input: { 'user.id': [1, 2, 3, 4, 5] },
+      output: ['user.total_1d'],
+      now: T0 + 3 * HOUR,
+    });
+    expect(kept1d.map((r) => r.values[0])).toEqual(
+      [1, 2, 3, 4, 5].map((u) => expectedSum(u, DAY, T0 + 3 * HOUR)),
     );
     tessera.close();
 
@@ -130,8 +147,7 @@ describe('coverage and the windows that need a backfill', () => {
       ),
     ).toBe(0);
     expect(err.filter((l) => l.includes('needs a backfill'))).toEqual([
-      `user.total (1d) needs a backfill from ${iso(Math.floor((T2 + 2 * HOUR - DAY + 1) / HOUR) * HOUR)} to 2026-03-10T17:00:00.000Z`,
-      `user.total (30d) needs a backfill from ${iso(Math.floor((T2 + 2 * HOUR - 30 * DAY + 1) / HOUR) * HOUR)} to 2026-03-10T17:00:00.000Z`,
+      `user.total (30d) needs a backfill from ${iso(Math.floor((T2 + 2 * HOUR - 30 * DAY + 1) / HOUR) * HOUR)} to ${kept}`,
     ]);
     const report = JSON.parse(out.join('\n')) as { features: string[]; rows: number };
     expect(report.features).toEqual(['user.total']);

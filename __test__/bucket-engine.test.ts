@@ -166,6 +166,7 @@ describe('BucketEngine', () => {
       newSeries: ['new_one'],
       keptSeries: ['amount_by_user'],
       orphanedSeries: ['bank_by_user_bank', 'embedding_by_user'],
+      changedSeries: [],
       // This description gives no readable summaries, so the store keeps none.
       summaries: [],
     });

@@ -168,12 +168,12 @@ describe('series ids', () => {
     })),
   ];
 
-  it('are stable: sha256 of the canonical identity and rules, first 12 hex digits', () => {
+  it('are stable: sha256 of the canonical identity, first 12 hex digits', () => {
     const p = plan(defs());
     expect(p.series.map((s) => s.id)).toEqual(plan(defs()).series.map((s) => s.id));
     for (const s of p.series) expect(s.id).toMatch(/^s_[0-9a-f]{12}$/);
     expect(p.series[0]?.identity).toBe(
-      '{"bucketOriginMs":0,"by":null,"column":{"name":"amount","version":null},"filters":[],"format":2,"groupKey":["user_id"],"namespace":"transaction","rules":[{"aggregation":{"kind":"sum"},"bucketSizeMs":86400000,"retentionMs":2592000000}],"timeColumn":"ts","valueKind":"number","vectorDim":null}',
+      '{"bucketOriginMs":0,"by":null,"column":{"name":"amount","version":null},"filters":[],"format":3,"groupKey":["user_id"],"namespace":"transaction","timeColumn":"ts","valueKind":"number","vectorDim":null}',
     );
     expect(p.series[0]?.id).toBe(
       `s_${createHash('sha256')
@@ -190,7 +190,7 @@ describe('series ids', () => {
     expect(b).toEqual(a);
   });
 
-  it('change when the rules of a series change, since the store lays buckets out by them', () => {
+  it('stay the same when the rules of a series change (docs/semantics.md section 5.3)', () => {
     const base = plan([userWith((user) => ({ x: sumOf(user, { bucketDuration: '1h' }, '7d') }))]);
     const wider = plan([userWith((user) => ({ x: sumOf(user, { bucketDuration: '1h' }, '90d') }))]);
     const coarser = plan([
@@ -205,12 +205,25 @@ describe('series ids', () => {
         }),
       })),
     ]);
-    const ids = [base, wider, coarser, more].map((p) => p.series[0]?.id);
-    expect(new Set(ids).size).toBe(4);
-    // Reads follow the final ids.
-    for (const p of [base, wider, coarser, more]) {
+    const plans = [base, wider, coarser, more];
+    expect(new Set(plans.map((p) => p.series[0]?.id)).size).toBe(1);
+    expect(more.series[0]?.rules.map((r) => r.aggregation.kind)).toEqual(['sum', 'mean']);
+    // The former (format 2) ids hashed the rules too, so they all differ.
+    const former = plans.map((p) => toStoreDescription(p).series[0]?.formerId);
+    expect(new Set(former).size).toBe(4);
+    for (const p of plans) {
       for (const r of p.reads) expect(p.series.some((s) => s.id === r.series)).toBe(true);
     }
+  });
+
+  it('change with the identity: another filter or bucket origin is another series', () => {
+    const base = plan([userWith((user) => ({ x: sumOf(user, { bucketDuration: '1h' }, '7d') }))]);
+    const moved = plan([
+      userWith((user) => ({
+        x: sumOf(user, { bucketDuration: '1h', bucketStart: '2024-01-01T06:00:00Z' }, '7d'),
+      })),
+    ]);
+    expect(moved.series[0]?.id).not.toBe(base.series[0]?.id);
   });
 
   it('canonical JSON sorts keys at every level', () => {
@@ -244,7 +257,7 @@ describe('store description', () => {
     const d = toStoreDescription(p);
     expect(Object.keys(d)).toEqual(['series']);
     for (const s of d.series) {
-      expect(Object.keys(s).sort()).toEqual(['id', 'rules', 'summary', 'valueKind']);
+      expect(Object.keys(s).sort()).toEqual(['formerId', 'id', 'rules', 'summary', 'valueKind']);
       expect(Object.keys(s.summary ?? {}).sort()).toEqual([
         'aggregations',
         'column',

@@ -79,11 +79,14 @@ export class BucketEngine {
   /**
    * Opens the store at `path` for reading only, without its lock, so that it works while
    * another process (a stream, `tessera serve`) holds the store. It sees the commits made
-   * before it was opened; every stored series is active (and listed as kept in
-   * {@link openReport}); writes fail.
+   * before it was opened; writes fail. Without a description every stored series is
+   * active (and listed as kept in {@link openReport}). With one, {@link openReport} and
+   * the coverage are what opening the store for it would find and record (its rules
+   * reconciled with the stored ones, docs/semantics.md section 9.4), and reads take its
+   * rule indexes; nothing is written.
    */
-  static openReadOnly(path: string): BucketEngine {
-    return new BucketEngine(call(() => native.NativeEngine.openReadOnly(path)));
+  static openReadOnly(path: string, description?: StoreDescription): BucketEngine {
+    return new BucketEngine(call(() => native.NativeEngine.openReadOnly(path, description)));
   }
 
   /** Which series opening found new, kept, and orphaned (stored but no longer described). */

@@ -48,6 +48,7 @@ export type {
 export {
   type IncompleteWindow,
   renderOpenReport,
+  type SeriesChange,
   type TesseraOpenReport,
 } from './api/open-report.js';
 export type {
@@ -155,8 +156,10 @@ export type {
   RecomputeQuery,
   ReportedSeriesSummary,
   ResolverStateRecord,
+  RetentionChangeOutput,
   RuleValue,
   SeriesBatchInput,
+  SeriesChangeOutput,
   SourcePositionInput,
   StaleWindowOutput,
   StoredBucketOutput,

@@ -164,7 +164,10 @@ export interface IngestResult {
 export class Tessera {
   /** The frozen plan the store was opened with. */
   readonly plan: Plan;
-  /** Which series are new, kept and orphaned, each with a readable description. */
+  /**
+   * Which series are new, kept (and how a definition change altered their rules) and
+   * orphaned, each with a readable description, and which windows need a backfill.
+   */
   readonly openReport: TesseraOpenReport;
   /** Warnings of the definitions (errors make {@link Tessera.open} throw). */
   readonly warnings: readonly Diagnostic[];
@@ -202,9 +205,11 @@ export class Tessera {
   }
 
   /**
-   * Plans `features` and opens (or creates) the store at `path` for them. Series whose
-   * definitions did not change keep their data; the open report says which series are
-   * new, kept and orphaned. Prints nothing.
+   * Plans `features` and opens (or creates) the store at `path` for them. Series keep
+   * their data when their identity did not change, even when their rules did (every
+   * bucket still valid is kept, docs/semantics.md section 9.4); the open report says
+   * which series are new, kept, changed and orphaned, and which windows need a backfill.
+   * Prints nothing.
    *
    * @throws {DefinitionError} when a definition has errors (all diagnostics attached).
    * @example
@@ -237,7 +242,7 @@ export class Tessera {
     // Checks the jobs (names, features, schedules) before the store opens.
     backfillJobs(plan, declared);
     const store = BucketEngine.open(path, toStoreDescription(plan), openOptions);
-    const report = openReport(store.openReport, incompleteWindows(plan, store, null));
+    const report = openReport(store.openReport, incompleteWindows(plan, store, null), plan);
     return new Tessera(
       path,
       plan,

@@ -456,7 +456,7 @@ interface RuleDraft {
 }
 
 interface SeriesDraft {
-  /** Provisional key: the identity without rules (the id hashes the rules as well). */
+  /** Provisional key: the identity (what the id hashes, without the format). */
   readonly key: string;
   readonly identity: SeriesIdentity;
   readonly filters: ResolvedExpression['filters'];
@@ -510,7 +510,7 @@ class PlanAssembler {
     const ids = new Map<string, string>();
     const series: SeriesPlan[] = [...this.series.values()].map((s, i) => {
       const { identity } = s;
-      const id = seriesId(identity, s.rules);
+      const id = seriesId(identity);
       ids.set(s.key, id);
       const rules: RulePlan[] = s.rules.map((r, index) => {
         const perBucket = bytesPerBucket(r.aggregation, identity.valueKind, identity.vectorDim);
@@ -542,7 +542,7 @@ class PlanAssembler {
         retentionMs: Math.max(...rules.map((r) => r.retentionMs)),
         rules,
         bytesPerKey: rules.reduce((sum, r) => sum + r.bytesPerKey, 0),
-        identity: identityText(identity, s.rules),
+        identity: identityText(identity),
       };
     });
     const reads: ReadPlan[] = this.reads.map(({ ruleKey, ...read }) => ({

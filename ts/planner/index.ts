@@ -31,7 +31,13 @@ export {
 export { findRead, type WindowRefLike } from './lookup.js';
 export { isCronExpression, parseBucketStart } from './materialization.js';
 export { featureClassesOf } from './resolve.js';
-export { canonicalJson, type RuleIdentity, type SeriesIdentity, seriesId } from './series.js';
+export {
+  canonicalJson,
+  formerSeriesId,
+  type RuleIdentity,
+  type SeriesIdentity,
+  seriesId,
+} from './series.js';
 export { type SeriesSummary, summarize as summarizeSeries } from './series-summary.js';
 export { bucketsKept, bytesPerBucket, formatBytes, STORAGE_FORMULA } from './storage.js';
 export { toStoreDescription } from './store-description.js';

@@ -2,14 +2,10 @@
  * Series identity and ids. A series is one stored time series per (namespace of the
  * aggregated class, group key columns, aggregated column and version, `by` column,
  * ingest filters, time column, value kind, bucket origin). Its id hashes that identity
- * together with the series' rules (aggregation, bucket size, retention), so unchanged
- * definitions keep their series across runs.
- *
- * The rules are part of the id because the store lays a series' buckets out by its
- * rules (one record per bucket size holds every rule's state) and refuses to reopen an
- * id whose rules changed. A definition change that adds, removes or widens a rule of a
- * series therefore makes a new series (it starts empty) and orphans the old one; the
- * open report says so.
+ * alone, so unchanged definitions keep their series across runs, and so does a series
+ * whose rules (aggregation, bucket size, retention) change: the store reconciles its
+ * stored rules with the requested ones, keeping every bucket that is still valid, and
+ * records which windows became incomplete (docs/semantics.md sections 5.3 and 9.4).
  *
  * The bucket origin is always part of the identity: features that share everything
  * else but disagree on `bucketStart` get separate series, so every rule of a series has
@@ -33,7 +29,7 @@ export interface SeriesIdentity {
   readonly bucketOriginMs: number;
 }
 
-/** One rule as it enters the identity. */
+/** One rule as it entered the identity of format 2 ({@link formerSeriesId}). */
 export interface RuleIdentity {
   readonly aggregation: AggregationDescription;
   readonly bucketSizeMs: number;
@@ -41,7 +37,10 @@ export interface RuleIdentity {
 }
 
 /** Version of the identity format; bumping it changes every id. */
-const IDENTITY_FORMAT = 2;
+const IDENTITY_FORMAT = 3;
+
+/** The previous identity format, which hashed the rules too. */
+const FORMER_IDENTITY_FORMAT = 2;
 
 /** JSON with object keys sorted at every level (arrays keep their order). */
 export function canonicalJson(value: unknown): string {
@@ -53,20 +52,33 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
 }
 
-/** The canonical text of an identity and its rules, in rule order (what the id hashes). */
-export function identityText(identity: SeriesIdentity, rules: readonly RuleIdentity[]): string {
+/** The canonical text of an identity (what the id hashes). */
+export function identityText(identity: SeriesIdentity): string {
+  return canonicalJson({ format: IDENTITY_FORMAT, ...identity });
+}
+
+function hashId(text: string): string {
+  return `s_${createHash('sha256').update(text).digest('hex').slice(0, 12)}`;
+}
+
+/**
+ * The stable id of a series: `s_` + the first 12 hex digits of the sha256 of its
+ * canonical identity.
+ */
+export function seriesId(identity: SeriesIdentity): string {
+  return hashId(identityText(identity));
+}
+
+/**
+ * The id the previous identity format (2) gave the same series: the hash of its identity
+ * and its rules, in rule order. A store written by that version holds the series under
+ * this id; the store adopts it under the new id (docs/semantics.md section 5.3).
+ */
+export function formerSeriesId(identity: SeriesIdentity, rules: readonly RuleIdentity[]): string {
   const ruleList = rules.map((r) => ({
     aggregation: r.aggregation,
     bucketSizeMs: r.bucketSizeMs,
     retentionMs: r.retentionMs,
   }));
-  return canonicalJson({ format: IDENTITY_FORMAT, ...identity, rules: ruleList });
-}
-
-/**
- * The stable id of a series: `s_` + the first 12 hex digits of the sha256 of its
- * canonical identity and rules.
- */
-export function seriesId(identity: SeriesIdentity, rules: readonly RuleIdentity[]): string {
-  return `s_${createHash('sha256').update(identityText(identity, rules)).digest('hex').slice(0, 12)}`;
+  return hashId(canonicalJson({ format: FORMER_IDENTITY_FORMAT, ...identity, rules: ruleList }));
 }

@@ -1,17 +1,35 @@
 /** The part of the plan the native engine receives. */
+import { formerSeriesId, type SeriesIdentity } from './series.js';
 import { summarize } from './series-summary.js';
 import type {
   Plan,
   RuleDescription,
   SeriesDescription,
+  SeriesPlan,
   SeriesSummaryDescription,
   StoreDescription,
 } from './types.js';
 
+/** The identity of a planned series, as `seriesId` hashes it. */
+function identityOf(s: SeriesPlan): SeriesIdentity {
+  return {
+    namespace: s.namespace,
+    groupKey: s.groupKey,
+    column: s.column,
+    by: s.by,
+    filters: s.filters.map((f) => f.text),
+    timeColumn: s.timeColumn,
+    valueKind: s.valueKind,
+    vectorDim: s.vectorDim,
+    bucketOriginMs: s.bucketOriginMs,
+  };
+}
+
 /**
  * Exactly what the native engine receives for `plan`: one entry per series with its
- * stable id, value kind, rules (rule index = position) and readable summary (kept in the
- * store's series record). Fresh, mutable objects with
+ * stable id and the id the previous identity format gave it, value kind, rules (rule
+ * index = position; the store maps it to its stored rule list) and readable summary
+ * (kept in the store's series record). Fresh, mutable objects with
  * no extra fields, so they cross the napi boundary as-is.
  *
  * @example
@@ -36,10 +54,11 @@ export function toStoreDescription(plan: Plan): StoreDescription {
         description: text.description,
       };
       if (text.column !== null) summary.column = text.column;
+      const formerId = formerSeriesId(identityOf(s), s.rules);
       const d: SeriesDescription =
         s.valueKind === 'vector' && s.vectorDim !== null
-          ? { id: s.id, valueKind: s.valueKind, vectorDim: s.vectorDim, rules, summary }
-          : { id: s.id, valueKind: s.valueKind, rules, summary };
+          ? { id: s.id, formerId, valueKind: s.valueKind, vectorDim: s.vectorDim, rules, summary }
+          : { id: s.id, formerId, valueKind: s.valueKind, rules, summary };
       return d;
     }),
   };

@@ -22,6 +22,11 @@ export interface StoreDescription {
 export interface SeriesDescription {
   /** Stable id (`s_` + 12 hex digits of sha256 of the series identity). */
   id: string;
+  /**
+   * The id the previous identity format (which hashed the rules too) gave the series: a
+   * store written by that version holds it there, and adopts it under `id`.
+   */
+  formerId?: string;
   /** What the aggregated column holds. */
   valueKind: 'number' | 'string' | 'vector';
   /** Number of components, for `vector`. */

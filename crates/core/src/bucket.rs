@@ -117,6 +117,27 @@ impl BucketSpan {
         let size = i128::from(self.size_ms);
         i128::from(bucket_start) + size <= i128::from(now_ms) - i128::from(retention_ms) - size
     }
+
+    /// The start of the earliest bucket that is not stale at `now_ms` under
+    /// `retention_ms` ([`BucketSpan::is_stale`], docs/semantics.md section 5.4): every
+    /// bucket before it may already have been removed by retention.
+    pub fn first_fresh_start(&self, retention_ms: i64, now_ms: i64) -> i64 {
+        // A guess near the edge, then stepped by whole buckets until `is_stale` itself
+        // says it is the first fresh one: the staleness rule stays written once.
+        let guess = now_ms
+            .saturating_sub(retention_ms)
+            .saturating_sub(self.size_ms.saturating_mul(2));
+        let mut start = self.start_of(guess);
+        while self.is_stale(start, retention_ms, now_ms) {
+            start = start.saturating_add(self.size_ms);
+        }
+        while start > i64::MIN + self.size_ms
+            && !self.is_stale(start - self.size_ms, retention_ms, now_ms)
+        {
+            start -= self.size_ms;
+        }
+        start
+    }
 }
 
 /// [`BucketSpan::start_of`] for times that mostly come in order, as a batch of a stream
@@ -187,6 +208,22 @@ mod tests {
 
     const MINUTE: i64 = 60_000;
     const DAY: i64 = 86_400_000;
+
+    proptest! {
+        #[test]
+        fn the_first_fresh_start_is_the_first_bucket_not_stale(
+            size in 1i64..10 * DAY,
+            origin in -DAY..DAY,
+            retention in 1i64..400 * DAY,
+            now in -1_000 * DAY..1_000 * DAY,
+        ) {
+            let span = BucketSpan::new(size, origin).unwrap();
+            let first = span.first_fresh_start(retention, now);
+            prop_assert_eq!(span.start_of(first), first);
+            prop_assert!(!span.is_stale(first, retention, now));
+            prop_assert!(span.is_stale(first - size, retention, now));
+        }
+    }
 
     #[test]
     fn rejects_sizes_out_of_range_naming_them() {

@@ -4,16 +4,16 @@
 use napi::bindgen_prelude::{Either, Float64Array};
 use tessera_core::{AggValue, Item};
 use tessera_store::{
-    BufferPlan, Clock, CommitMode, DeadLetter, KeyColumn, OpenReport, ResolverState, SeriesBatch,
-    SourcePosition, ValueColumn, WindowRead,
+    BufferPlan, Clock, CommitMode, DeadLetter, KeyColumn, OpenReport, ResolverState, RuleSpec,
+    SeriesBatch, SourcePosition, ValueColumn, WindowRead,
 };
 
-use crate::description::whole_ms;
+use crate::description::{whole_ms, AggregationDescription, RuleDescription};
 use crate::error::js_error;
 use crate::objects::{
     BufferPlanOutput, CommitOptions, DeadLetterRecord, KeyPart, ListValue, OpenReportOutput,
-    PartitionOffset, ReportedSeriesSummary, ResolverStateRecord, RuleValue, SeriesBatchInput,
-    SourcePositionInput, WindowReadInput,
+    PartitionOffset, ReportedSeriesSummary, ResolverStateRecord, RetentionChangeOutput, RuleValue,
+    SeriesBatchInput, SeriesChangeOutput, SourcePositionInput, WindowReadInput,
 };
 
 pub(crate) fn key_columns(parts: &[KeyPart]) -> napi::Result<Vec<KeyColumn<'_>>> {
@@ -248,7 +248,45 @@ pub(crate) fn open_report_output(report: &OpenReport) -> OpenReportOutput {
         new_series: report.new_series.clone(),
         kept_series: report.kept_series.clone(),
         orphaned_series: report.orphaned_series.clone(),
+        changed_series: report
+            .changed_series
+            .iter()
+            .map(|c| SeriesChangeOutput {
+                series_id: c.series_id.clone(),
+                adopted_from: c.adopted_from.clone(),
+                added: c.added.iter().map(rule_description).collect(),
+                retired: c.retired.iter().map(rule_description).collect(),
+                widened: c
+                    .widened
+                    .iter()
+                    .map(|w| RetentionChangeOutput {
+                        bucket_size_ms: w.bucket_size_ms as f64,
+                        from_ms: w.from_ms as f64,
+                        to_ms: w.to_ms as f64,
+                    })
+                    .collect(),
+            })
+            .collect(),
         summaries,
+    }
+}
+
+/// A stored rule as the description that would request it.
+fn rule_description(rule: &RuleSpec) -> RuleDescription {
+    let a = &rule.aggregation;
+    RuleDescription {
+        aggregation: AggregationDescription {
+            kind: a.kind.clone(),
+            n: a.n,
+            k: a.k,
+            weighted: a.weighted,
+            quantile: a.quantile,
+            lg_k: a.lg_k,
+            sketch_size: a.sketch_size,
+        },
+        bucket_size_ms: rule.bucket_size_ms as f64,
+        bucket_origin_ms: rule.bucket_origin_ms as f64,
+        retention_ms: rule.retention_ms as f64,
     }
 }
 

@@ -3,7 +3,8 @@
 
 use napi_derive::napi;
 use tessera_store::{
-    AggregationSpec, RuleSpec, SeriesSpec, SeriesSummary, ValueKind as StoreValueKind,
+    AggregationSpec, DescribedSeries, RuleSpec, SeriesSpec, SeriesSummary,
+    ValueKind as StoreValueKind,
 };
 
 use crate::error::js_error;
@@ -57,8 +58,12 @@ pub struct RuleDescription {
 #[napi(object)]
 #[derive(Debug)]
 pub struct SeriesDescription {
-    /// Stable id chosen by the planner; a changed series must get a new id.
+    /// Stable id chosen by the planner: the hash of the series identity, not of its
+    /// rules (a store reconciles changed rules, docs/semantics.md section 9.4).
     pub id: String,
+    /// The id the previous identity format gave the series; a store holding the series
+    /// under it adopts it under `id`.
+    pub former_id: Option<String>,
     pub value_kind: ValueKind,
     pub vector_dim: Option<u32>,
     /// Rule index = position in this list.
@@ -131,7 +136,7 @@ pub(crate) fn whole_ms(value: f64, what: &str, series: &str) -> napi::Result<i64
 }
 
 impl StoreDescription {
-    pub(crate) fn into_specs(self) -> napi::Result<Vec<(SeriesSpec, Option<SeriesSummary>)>> {
+    pub(crate) fn into_specs(self) -> napi::Result<Vec<DescribedSeries>> {
         self.series
             .into_iter()
             .map(|s| {
@@ -169,7 +174,11 @@ impl StoreDescription {
                     vector_dim: s.vector_dim,
                     rules,
                 };
-                Ok((spec, s.summary.map(SeriesSummary::from)))
+                Ok(DescribedSeries {
+                    spec,
+                    summary: s.summary.map(SeriesSummary::from),
+                    former_ids: s.former_id.into_iter().collect(),
+                })
             })
             .collect()
     }

@@ -4,7 +4,7 @@
 use napi::bindgen_prelude::{Buffer, Either, Float64Array, Uint32Array};
 use napi_derive::napi;
 
-use crate::description::SeriesSummaryDescription;
+use crate::description::{RuleDescription, SeriesSummaryDescription};
 
 /// One part of the group keys of a batch or a query: integers (JS numbers, NaN = null)
 /// or dictionary-encoded strings (`strings` + `codes`, code 0xFFFFFFFF = null).
@@ -67,7 +67,32 @@ pub struct OpenReportOutput {
     pub new_series: Vec<String>,
     pub kept_series: Vec<String>,
     pub orphaned_series: Vec<String>,
+    /// The kept series whose rules changed, and how (docs/semantics.md section 9.4).
+    pub changed_series: Vec<SeriesChangeOutput>,
     pub summaries: Vec<ReportedSeriesSummary>,
+}
+
+/// What a definition change did to a kept series.
+#[napi(object)]
+pub struct SeriesChangeOutput {
+    pub series_id: String,
+    /// The id the series was stored under, when the store adopted it under its new id.
+    pub adopted_from: Option<String>,
+    /// Rules added: complete from the bucket edge after the open.
+    pub added: Vec<RuleDescription>,
+    /// Rules no longer requested: kept in their slots, no longer folded or read.
+    pub retired: Vec<RuleDescription>,
+    /// Layouts whose retention grew.
+    pub widened: Vec<RetentionChangeOutput>,
+}
+
+/// A layout whose retention grew: its rules are complete from the first bucket the old
+/// retention had not made stale.
+#[napi(object)]
+pub struct RetentionChangeOutput {
+    pub bucket_size_ms: f64,
+    pub from_ms: f64,
+    pub to_ms: f64,
 }
 
 /// The stored summary of one series of an open report.

@@ -130,7 +130,10 @@ impl RuleStates {
         let states = &mut self.states[slot * self.stride..(slot + 1) * self.stride];
         for (state, &rule) in states.iter_mut().zip(&layout.rules) {
             let rule = &series.rules[rule];
-            fold_value(state, rule.input, &rule.aggregation, batch, row, dim);
+            // A retired rule's state stays empty: its slot is kept, never fed.
+            if !rule.retired {
+                fold_value(state, rule.input, &rule.aggregation, batch, row, dim);
+            }
         }
     }
 }
@@ -140,7 +143,9 @@ impl LayoutDelta {
         let summarised = series.spec.value_kind == ValueKind::Number
             && layout.rules.iter().all(|&r| {
                 let rule = &series.rules[r];
-                rule.input == FoldInput::Number && NumericSummary::covers(&rule.aggregation)
+                rule.retired
+                    || (rule.input == FoldInput::Number
+                        && NumericSummary::covers(&rule.aggregation))
             });
         if summarised {
             Self::Summaries {
@@ -289,8 +294,12 @@ impl PendingDelta {
                             }
                             record.clear();
                             for &r in &layout.rules {
-                                slot.value
-                                    .encode_state(&series.rules[r].aggregation, &mut record);
+                                let rule = &series.rules[r];
+                                if rule.retired {
+                                    AggState::new(&rule.aggregation).encode(&mut record);
+                                } else {
+                                    slot.value.encode_state(&rule.aggregation, &mut record);
+                                }
                             }
                             emit_one(series, size_ms, group_key, slot.start, Some(&record));
                         };

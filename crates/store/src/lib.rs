@@ -26,10 +26,13 @@ pub mod store;
 pub use backfill::{Backfill, BackfillLayout, BackfillOptions, BackfillRange, BackfillReport};
 pub use buffer::BufferPlan;
 pub use commit::{CommitRecords, CommitReport, IngestReport};
-pub use coverage::WindowCoverage;
+pub use coverage::{RetentionChange, WindowCoverage};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use fold::{KeyColumn, SeriesBatch, ValueColumn, NULL_CODE};
-pub use layout::{AggregationSpec, RuleSpec, SeriesLayout, SeriesSpec, SeriesSummary, ValueKind};
+pub use layout::{
+    reconcile, AggregationSpec, Reconciliation, RuleSlot, RuleSpec, SeriesLayout, SeriesSpec,
+    SeriesSummary, ValueKind,
+};
 pub use meta::{
     store_column_families, DeadLetter, ResolverState, SourcePosition, STORE_FORMAT_VERSION,
 };
@@ -39,4 +42,4 @@ pub use reads::{
     BufferExplanation, BufferedReads, Explanation, StoredBucket, WindowAnswer, WindowRead,
 };
 pub use runs::BackfillRunRecord;
-pub use store::{BucketStore, OpenReport};
+pub use store::{BucketStore, DescribedSeries, OpenReport, SeriesChange};

@@ -22,8 +22,20 @@ use crate::error::{invalid_batch, StoreError, StoreErrorKind, StoreResult};
 use crate::layout::{SeriesSpec, SeriesSummary};
 
 /// The version of the store's layout (keys, records, column families). Bump it whenever
-/// any of them changes; a store written in another version is refused at open.
-pub const STORE_FORMAT_VERSION: u32 = 2;
+/// any of them changes; a store written in another version is refused at open, except
+/// the versions in [`UPGRADABLE_FORMAT_VERSIONS`].
+///
+/// Version 3: a definition change keeps a series and its buckets, so one layout's records
+/// may hold different numbers of states (a build of version 2 refuses to merge them),
+/// series records carry the rule order and retired rules (a build of version 2 would
+/// read a retired rule as active, and read slots by the wrong index), and coverage is
+/// kept per rule.
+pub const STORE_FORMAT_VERSION: u32 = 3;
+
+/// Older versions this build opens, upgrading the format record in place: everything a
+/// version 2 store holds reads the same in version 3 (records of one length, series
+/// records without a rule order, coverage per layout).
+pub(crate) const UPGRADABLE_FORMAT_VERSIONS: &[u32] = &[2];
 
 pub(crate) const BUCKETS_CF: &str = "buckets";
 pub(crate) const META_CF: &str = "meta";
@@ -84,15 +96,35 @@ struct DeadLetterMeta {
     received_at_ms: i64,
 }
 
-/// A registered series: its store-wide number (used in bucket keys), its spec, and the
-/// readable summary the planner gave when it was last opened, so that a series whose
-/// definition is gone from the code can still be described.
+/// A registered series: its store-wide number (used in bucket keys), its spec with the
+/// stored rule list (`layout.rs`), which of those rules the last description requested
+/// and in what order, and the readable summary the planner gave when it was last opened,
+/// so that a series whose definition is gone from the code can still be described.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct StoredSeries {
     pub number: u32,
     pub spec: SeriesSpec,
+    /// The requested rule index -> the stored rule index; stored rules it does not name
+    /// are retired. Absent when every stored rule is requested, in stored order (every
+    /// record written before rules could be retired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_order: Option<Vec<usize>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<SeriesSummary>,
+}
+
+impl StoredSeries {
+    /// The requested rule index -> stored rule index mapping of the last description.
+    pub fn order(&self) -> Vec<usize> {
+        self.rule_order
+            .clone()
+            .unwrap_or_else(|| (0..self.spec.rules.len()).collect())
+    }
+
+    /// The series as it was last described.
+    pub fn layout(&self) -> StoreResult<crate::layout::SeriesLayout> {
+        crate::layout::SeriesLayout::with_order(self.spec.clone(), self.number, self.order())
+    }
 }
 
 pub(crate) fn format_bytes() -> Vec<u8> {

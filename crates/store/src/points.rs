@@ -212,7 +212,7 @@ impl BucketStore {
                     let from = match window {
                         RecomputedWindow::Exact => earliest,
                         RecomputedWindow::Aligned => {
-                            let (layout, _) = series.rule_slots[planned.rule];
+                            let layout = series.rule_slot(read.rule)?.layout;
                             series.layouts[layout].span.start_of(earliest)
                         }
                     };

@@ -15,11 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 
 use crate::error::{StoreError, StoreErrorKind, StoreResult};
-use crate::layout::SeriesLayout;
 use crate::meta::{BUCKETS_CF, META_CF};
 use crate::options::StoreOptions;
 use crate::record::merge_records;
-use crate::store::{BucketStore, OpenReport, BUCKET_MERGE_OPERATOR};
+use crate::store::{BucketStore, DescribedSeries, OpenReport, BUCKET_MERGE_OPERATOR};
 
 /// Numbers the secondary directories of one process.
 static SECONDARY_SEQUENCE: AtomicU64 = AtomicU64::new(0);
@@ -33,7 +32,39 @@ impl BucketStore {
         path: impl AsRef<Path>,
         options: StoreOptions,
     ) -> StoreResult<(Self, OpenReport)> {
-        let path = path.as_ref().to_path_buf();
+        let mut store = Self::open_secondary(path.as_ref(), options)?;
+        let mut report = OpenReport::default();
+        for stored in store.stored_series()? {
+            let layout = stored.layout()?;
+            let id = layout.spec.id.clone();
+            if let Some(summary) = stored.summary {
+                report.summaries.insert(id.clone(), summary);
+            }
+            report.kept_series.push(id.clone());
+            store.by_id.insert(id, store.series.len());
+            store.series.push(layout);
+        }
+        Ok((store, report))
+    }
+
+    /// Opens the store at `path` for reading, as [`BucketStore::open_read_only`] does, for
+    /// the series of a description: what opening it writable would find (new, kept,
+    /// changed and orphaned series, with their stored rules reconciled with the requested
+    /// ones) without writing anything. Its active series are the described ones, read
+    /// through the requested rule indexes, and its coverage is what that opening would
+    /// record (docs/semantics.md section 9.4).
+    pub fn open_read_only_described(
+        path: impl AsRef<Path>,
+        description: Vec<DescribedSeries>,
+        options: StoreOptions,
+    ) -> StoreResult<(Self, OpenReport)> {
+        let mut store = Self::open_secondary(path.as_ref(), options)?;
+        let report = store.register(description, false)?;
+        Ok((store, report))
+    }
+
+    fn open_secondary(path: &Path, options: StoreOptions) -> StoreResult<Self> {
+        let path = path.to_path_buf();
         let display = path.display().to_string();
         if !path.join("CURRENT").exists() {
             return Err(StoreError::new(
@@ -79,7 +110,7 @@ impl BucketStore {
             )
         })?;
 
-        let mut store = Self {
+        let store = Self {
             db,
             path,
             series: Vec::new(),
@@ -90,20 +121,10 @@ impl BucketStore {
             retention: Default::default(),
             options,
             backfills_started: Default::default(),
+            meta_overlay: Default::default(),
         };
-        store.check_format(true)?;
-        let mut report = OpenReport::default();
-        for stored in store.stored_series()? {
-            let layout = SeriesLayout::new(stored.spec, stored.number)?;
-            let id = layout.spec.id.clone();
-            if let Some(summary) = stored.summary {
-                report.summaries.insert(id.clone(), summary);
-            }
-            report.kept_series.push(id.clone());
-            store.by_id.insert(id, store.series.len());
-            store.series.push(layout);
-        }
-        Ok((store, report))
+        store.check_format(true, false)?;
+        Ok(store)
     }
 }
 

@@ -64,7 +64,7 @@ pub struct WindowAnswer {
 pub struct StoredBucket {
     pub size_ms: i64,
     pub start: i64,
-    /// (rule index in the series, evaluated value).
+    /// (requested rule index, evaluated value) of each active rule, by requested index.
     pub values: Vec<(usize, AggValue)>,
 }
 
@@ -105,13 +105,7 @@ impl BucketStore {
                     return Ok(None);
                 }
                 let series = &self.series[self.series_index(&read.series_id)?];
-                let (layout, _) = series.rule_slots.get(read.rule).copied().ok_or_else(|| {
-                    invalid_batch(format!(
-                        "series '{}' has no rule {}",
-                        read.series_id, read.rule
-                    ))
-                })?;
-                let span = series.layouts[layout].span;
+                let span = series.layouts[series.rule_slot(read.rule)?.layout].span;
                 let window = span.window(now_ms, read.window_ms);
                 let filled = self.filled_until(&read.series_id, span.size_ms())?;
                 Ok(Some(buffer_plan(
@@ -283,12 +277,22 @@ impl BucketStore {
                 };
                 if !layout.span.is_stale(parts.start, layout.retention_ms, wall) {
                     let states = decode_record(value).map_err(|e| corrupt_bucket(series, e))?;
-                    let values = layout
+                    // Retired rules are not read; a slot past the record's end (a rule
+                    // added after it was written) holds the empty state.
+                    let mut values: Vec<(usize, AggValue)> = layout
                         .rules
                         .iter()
-                        .zip(&states)
-                        .map(|(&rule, state)| (rule, state.evaluate()))
+                        .enumerate()
+                        .filter_map(|(position, &stored)| {
+                            let requested = series.requested_index(stored)?;
+                            let value = match states.get(position) {
+                                Some(state) => state.evaluate(),
+                                None => AggState::new(&series.rules[stored].aggregation).evaluate(),
+                            };
+                            Some((requested, value))
+                        })
                         .collect();
+                    values.sort_unstable_by_key(|v| v.0);
                     out.push(StoredBucket {
                         size_ms: size,
                         start: parts.start,
@@ -413,14 +417,8 @@ impl BucketStore {
         for (read_index, read) in reads.iter().enumerate() {
             let series_index = self.series_index(&read.series_id)?;
             let series = &self.series[series_index];
-            let Some(&(layout_index, position)) = series.rule_slots.get(read.rule) else {
-                return Err(invalid_batch(format!(
-                    "series '{}' has {} rules, a read asks for rule {}",
-                    read.series_id,
-                    series.rules.len(),
-                    read.rule
-                )));
-            };
+            let slot = series.rule_slot(read.rule)?;
+            let (layout_index, position) = (slot.layout, slot.position);
             if read.window_ms <= 0 {
                 return Err(invalid_batch(format!(
                     "series '{}' rule {}: window {} ms is not positive",
@@ -431,7 +429,7 @@ impl BucketStore {
             let window = layout.span.window(now_ms, read.window_ms);
             plan.per_read.push(ReadWindow {
                 series: series_index,
-                rule: read.rule,
+                rule: slot.stored,
                 first_start: window.first_start,
                 last_start: window.last_start,
                 buffer: None,
@@ -472,6 +470,7 @@ pub(crate) struct ReadPlan {
 
 pub(crate) struct ReadWindow {
     pub(crate) series: usize,
+    /// The stored rule index.
     pub(crate) rule: usize,
     first_start: i64,
     last_start: i64,
@@ -585,11 +584,10 @@ impl<'a> BucketMerger<'a> {
             }
             let mut rest = value;
             for position in 0..states_read {
+                // A record written before a rule was added to the layout ends before its
+                // slot: the rule had nothing in that bucket.
                 if rest.is_empty() {
-                    return Err(corrupt_bucket(
-                        series,
-                        tessera_core::CoreError::corrupt("record is missing a rule state"),
-                    ));
+                    break;
                 }
                 let (state, used) =
                     AggState::decode(rest).map_err(|e| corrupt_bucket(series, e))?;

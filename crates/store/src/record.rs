@@ -1,10 +1,11 @@
 //! Bucket records: the value stored under a bucket key. A record is the encoded states of
-//! every rule of one layout, concatenated in rule order. Each state is self-delimiting
+//! every rule of one layout, concatenated in stored-list order (`layout.rs`); records
+//! written before a rule was added to the layout are shorter. Each state is self-delimiting
 //! and tagged with its kind and format version, so the RocksDB merge operator can merge
 //! records without knowing the plan.
 
 use rocksdb::MergeOperands;
-use tessera_core::{AggState, CoreError, CoreResult};
+use tessera_core::{AggState, CoreResult};
 
 /// Appends the record of `states`.
 pub fn encode_record(states: &[AggState], out: &mut Vec<u8>) {
@@ -25,6 +26,12 @@ pub fn decode_record(mut bytes: &[u8]) -> CoreResult<Vec<AggState>> {
 }
 
 /// Merges the record `bytes` into `acc` state by state. An empty `acc` takes the record.
+///
+/// Records of one layout may differ in length: a rule added to a layout appends a slot,
+/// so records written before it are shorter (docs/semantics.md section 9.4). A shorter
+/// record leaves the accumulator's trailing states as they are; a longer one appends its
+/// extra states (states are self-describing). A state of another kind at the same
+/// position is a corruption.
 pub fn merge_record_into(acc: &mut Vec<AggState>, bytes: &[u8]) -> CoreResult<()> {
     if acc.is_empty() {
         *acc = decode_record(bytes)?;
@@ -34,22 +41,12 @@ pub fn merge_record_into(acc: &mut Vec<AggState>, bytes: &[u8]) -> CoreResult<()
     let mut index = 0;
     while !rest.is_empty() {
         let (state, used) = AggState::decode(rest)?;
-        let Some(target) = acc.get_mut(index) else {
-            return Err(CoreError::corrupt(format!(
-                "a bucket record holds more states ({}+) than the record it merges into ({})",
-                index + 1,
-                acc.len()
-            )));
-        };
-        target.merge(&state)?;
+        match acc.get_mut(index) {
+            Some(target) => target.merge(&state)?,
+            None => acc.push(state),
+        }
         rest = &rest[used..];
         index += 1;
-    }
-    if index != acc.len() {
-        return Err(CoreError::corrupt(format!(
-            "a bucket record holds {index} states, the record it merges into {}",
-            acc.len()
-        )));
     }
     Ok(())
 }
@@ -99,8 +96,55 @@ mod tests {
     }
 
     #[test]
-    fn a_record_of_another_shape_is_an_error() {
-        let mut a = vec![AggState::new(&Aggregation::Sum)];
+    fn records_of_different_lengths_merge_slot_by_slot() {
+        let sum = |v: f64| {
+            let mut s = AggState::new(&Aggregation::Sum);
+            s.update_number(v);
+            s
+        };
+        let count = |n: u32| {
+            let mut s = AggState::new(&Aggregation::Count);
+            (0..n).for_each(|_| s.update_number(1.0));
+            s
+        };
+        let encoded = |states: &[AggState]| {
+            let mut bytes = Vec::new();
+            encode_record(states, &mut bytes);
+            bytes
+        };
+        // A shorter record leaves the trailing state alone.
+        let mut acc = vec![sum(1.0), count(2)];
+        merge_record_into(&mut acc, &encoded(&[sum(4.0)])).unwrap();
+        assert_eq!(acc[0].evaluate(), tessera_core::AggValue::Number(5.0));
+        assert_eq!(acc[1].evaluate(), tessera_core::AggValue::Count(2));
+        // A longer one appends its extra state.
+        let mut acc = vec![sum(1.0)];
+        merge_record_into(&mut acc, &encoded(&[sum(2.0), count(3)])).unwrap();
+        assert_eq!(acc.len(), 2);
+        assert_eq!(acc[0].evaluate(), tessera_core::AggValue::Number(3.0));
+        assert_eq!(acc[1].evaluate(), tessera_core::AggValue::Count(3));
+        // The merge operator gives the same answer in any operand order.
+        let short = encoded(&[sum(1.0)]);
+        let long = encoded(&[sum(2.0), count(3)]);
+        let mut a = Vec::new();
+        merge_record_into(&mut a, &short).unwrap();
+        merge_record_into(&mut a, &long).unwrap();
+        let mut b = Vec::new();
+        merge_record_into(&mut b, &long).unwrap();
+        merge_record_into(&mut b, &short).unwrap();
+        assert_eq!(encoded(&a), encoded(&b));
+    }
+
+    #[test]
+    fn a_state_of_another_kind_in_a_slot_is_an_error() {
+        let mut count = vec![AggState::new(&Aggregation::Count)];
+        let mut sum_bytes = Vec::new();
+        encode_record(&[AggState::new(&Aggregation::Sum)], &mut sum_bytes);
+        assert!(merge_record_into(&mut count, &sum_bytes).is_err());
+        let mut two = vec![
+            AggState::new(&Aggregation::Sum),
+            AggState::new(&Aggregation::Count),
+        ];
         let mut bytes = Vec::new();
         encode_record(
             &[
@@ -109,10 +153,6 @@ mod tests {
             ],
             &mut bytes,
         );
-        assert!(merge_record_into(&mut a, &bytes).is_err());
-        let mut count = vec![AggState::new(&Aggregation::Count)];
-        let mut sum_bytes = Vec::new();
-        encode_record(&[AggState::new(&Aggregation::Sum)], &mut sum_bytes);
-        assert!(merge_record_into(&mut count, &sum_bytes).is_err());
+        assert!(merge_record_into(&mut two, &bytes).is_err());
     }
 }

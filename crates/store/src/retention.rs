@@ -27,7 +27,9 @@ pub(crate) fn retention_table<'a>(
 ) -> RetentionTable {
     let mut table = RetentionTable::default();
     for layout in series {
-        for l in &layout.layouts {
+        // Layouts whose rules are all retired are never written, but their buckets
+        // still expire.
+        for l in layout.layouts.iter().chain(&layout.retired_layouts) {
             table.insert((layout.number, l.span.size_ms()), (l.span, l.retention_ms));
         }
     }

@@ -9,7 +9,7 @@
 //! [`crate::reads`] (window reads), [`crate::sources`] (positions, dead letters,
 //! resolver states).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,12 +20,13 @@ use tessera_core::STATE_FORMAT_VERSION;
 
 use crate::backfill::BACKFILL_DIR;
 use crate::bulk::{reset_dir, BulkRecords};
+use crate::coverage::RetentionChange;
 use crate::error::{invalid_description, StoreError, StoreErrorKind, StoreResult};
 use crate::fold::PendingDelta;
-use crate::layout::{SeriesLayout, SeriesSpec, SeriesSummary};
+use crate::layout::{reconcile, RuleSpec, SeriesLayout, SeriesSpec, SeriesSummary};
 use crate::meta::{
     decode_series, encode_series, format_bytes, series_key, StoredSeries, BUCKETS_CF, FORMAT_KEY,
-    META_CF, NEXT_SERIES_KEY, SERIES_PREFIX, STORE_FORMAT_VERSION,
+    META_CF, NEXT_SERIES_KEY, SERIES_PREFIX, STORE_FORMAT_VERSION, UPGRADABLE_FORMAT_VERSIONS,
 };
 use crate::options::{Clock, StoreOptions, BLOCK_SIZE};
 use crate::record::merge_records;
@@ -37,8 +38,46 @@ pub(crate) const BULK_DIR: &str = "bulk";
 /// The name of the bucket records' merge operator, the same for every opening of a store.
 pub(crate) const BUCKET_MERGE_OPERATOR: &str = "tessera.bucket_records.v1";
 
+/// One series of a description, as [`BucketStore::open_described`] takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribedSeries {
+    pub spec: SeriesSpec,
+    /// The readable summary to keep in the series record.
+    pub summary: Option<SeriesSummary>,
+    /// Ids an older version gave the same series (the planner's former ids): when the
+    /// store holds no series under `spec.id` but one under a former id, it adopts that
+    /// one under the new id, with its number and so its buckets.
+    pub former_ids: Vec<String>,
+}
+
+impl From<SeriesSpec> for DescribedSeries {
+    fn from(spec: SeriesSpec) -> Self {
+        Self {
+            spec,
+            summary: None,
+            former_ids: Vec::new(),
+        }
+    }
+}
+
+/// What a definition change did to the rules of a kept series (docs/semantics.md
+/// section 9.4).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeriesChange {
+    pub series_id: String,
+    /// The id the series was stored under when the store adopted it under its new id.
+    pub adopted_from: Option<String>,
+    /// Rules appended to the stored list: complete from the bucket edge after the open.
+    pub added: Vec<RuleSpec>,
+    /// Rules no longer requested: kept in their slots, no longer folded or read.
+    pub retired: Vec<RuleSpec>,
+    /// Layouts whose retention grew: complete from the first bucket that was not stale
+    /// under the old retention.
+    pub widened: Vec<RetentionChange>,
+}
+
 /// What opening a store with a description found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OpenReport {
     /// Series of the description that the store did not hold yet.
     pub new_series: Vec<String>,
@@ -47,6 +86,8 @@ pub struct OpenReport {
     /// Series the store holds that the description no longer names. Their buckets stay
     /// until their retention passes.
     pub orphaned_series: Vec<String>,
+    /// The kept series whose rules changed, and how.
+    pub changed_series: Vec<SeriesChange>,
     /// The readable summary of every series above that has one: as given for the
     /// described series, as last stored for orphaned ones.
     pub summaries: HashMap<String, SeriesSummary>,
@@ -69,6 +110,11 @@ pub struct BucketStore {
     pub(crate) options: StoreOptions,
     /// Backfills begun by this opening, to name their staging directories.
     pub(crate) backfills_started: std::sync::atomic::AtomicU64,
+    /// For a read-only store opened with a description: the meta records registering it
+    /// would have written (key -> value, `None` for a deletion), read before the stored
+    /// ones, so that its coverage is what a writable opening would record
+    /// ([`BucketStore::open_read_only_described`]). Empty otherwise.
+    pub(crate) meta_overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl BucketStore {
@@ -79,15 +125,16 @@ impl BucketStore {
         description: Vec<SeriesSpec>,
         options: StoreOptions,
     ) -> StoreResult<(Self, OpenReport)> {
-        let described = description.into_iter().map(|spec| (spec, None)).collect();
+        let described = description.into_iter().map(DescribedSeries::from).collect();
         Self::open_described(path, described, options)
     }
 
     /// Opens (or creates) the store at `path` for the series of a description, each with
-    /// the readable summary to keep in its series record.
+    /// the readable summary to keep in its series record and the ids it may be stored
+    /// under by an older version.
     pub fn open_described(
         path: impl AsRef<Path>,
-        description: Vec<(SeriesSpec, Option<SeriesSummary>)>,
+        description: Vec<DescribedSeries>,
         options: StoreOptions,
     ) -> StoreResult<(Self, OpenReport)> {
         let path = path.as_ref().to_path_buf();
@@ -159,12 +206,13 @@ impl BucketStore {
             retention,
             options,
             backfills_started: std::sync::atomic::AtomicU64::new(0),
+            meta_overlay: HashMap::new(),
         };
-        store.check_format(exists)?;
+        store.check_format(exists, true)?;
         reset_dir(&store.path.join(BULK_DIR))?;
         // A backfill that did not finish was never part of the store.
         reset_dir(&store.path.join(BACKFILL_DIR))?;
-        let report = store.register(description)?;
+        let report = store.register(description, true)?;
         Ok((store, report))
     }
 
@@ -178,7 +226,9 @@ impl BucketStore {
             .expect("buckets column family")
     }
 
-    pub(crate) fn check_format(&self, existed: bool) -> StoreResult<()> {
+    /// Checks the format record; a store of an upgradable older format is upgraded in
+    /// place when `writable` (a read-only opening reads it as it is).
+    pub(crate) fn check_format(&self, existed: bool, writable: bool) -> StoreResult<()> {
         let expected = format_bytes();
         match self.db.get_cf(self.meta(), FORMAT_KEY)? {
             Some(found) if found == expected => Ok(()),
@@ -187,6 +237,12 @@ impl BucketStore {
                     [a, b, c, d, s] => (u32::from_le_bytes([*a, *b, *c, *d]), *s),
                     _ => (0, 0),
                 };
+                if state == STATE_FORMAT_VERSION && UPGRADABLE_FORMAT_VERSIONS.contains(&store) {
+                    if writable {
+                        self.db.put_cf(self.meta(), FORMAT_KEY, expected)?;
+                    }
+                    return Ok(());
+                }
                 Err(StoreError::new(
                     StoreErrorKind::IncompatibleFormat,
                     format!(
@@ -233,62 +289,116 @@ impl BucketStore {
         Ok(out)
     }
 
-    /// Makes `description` the active series set: known series keep their data, new ones
-    /// get a number, and stored series that it does not name are reported as orphaned.
-    /// Series records (and changed summaries) are written in one atomic write.
-    fn register(
+    /// Makes `description` the active series set: known series keep their data, with
+    /// their stored rules reconciled with the requested ones ([`reconcile`]), new ones get
+    /// a number, and stored series that it does not name are reported as orphaned. Series
+    /// records, changed summaries and coverage records are written in one atomic write;
+    /// without `persist` (a read-only store) they are kept in [`BucketStore::meta_overlay`]
+    /// instead, and the retention table is left alone.
+    pub(crate) fn register(
         &mut self,
-        description: Vec<(SeriesSpec, Option<SeriesSummary>)>,
+        description: Vec<DescribedSeries>,
+        persist: bool,
     ) -> StoreResult<OpenReport> {
         let stored = self.stored_series()?;
         let known: HashMap<&str, &StoredSeries> =
             stored.iter().map(|s| (s.spec.id.as_str(), s)).collect();
+        let described_ids: HashSet<&str> = description.iter().map(|d| d.spec.id.as_str()).collect();
+        // The stored ids of series adopted under a new id.
+        let mut adopted: HashSet<String> = HashSet::new();
         let mut next = match self.db.get_cf(self.meta(), NEXT_SERIES_KEY)? {
             Some(v) if v.len() == 4 => u32::from_le_bytes([v[0], v[1], v[2], v[3]]),
             _ => 1,
         };
+        let now_ms = self.options.clock.now_ms();
         let mut report = OpenReport::default();
         let mut batch = WriteBatch::default();
         let mut layouts = Vec::with_capacity(description.len());
         let mut by_id = HashMap::new();
-        for (spec, summary) in description {
+        for described in &description {
+            let (spec, summary) = (described.spec.clone(), described.summary.clone());
             if by_id.contains_key(&spec.id) {
                 return Err(invalid_description(format!(
                     "series '{}' is described twice",
                     spec.id
                 )));
             }
-            let old = known.get(spec.id.as_str());
-            let number = match old {
-                Some(old) if old.spec == spec => {
-                    report.kept_series.push(spec.id.clone());
-                    old.number
+            let mut old = known.get(spec.id.as_str()).copied();
+            let mut adopted_from = None;
+            if old.is_none() {
+                // A series an older version stored under another id, which no series of
+                // the description claims as its own.
+                let former = described.former_ids.iter().find(|id| {
+                    known.contains_key(id.as_str())
+                        && !described_ids.contains(id.as_str())
+                        && !adopted.contains(id.as_str())
+                });
+                if let Some(former) = former {
+                    old = known.get(former.as_str()).copied();
+                    adopted.insert(former.clone());
+                    adopted_from = Some(former.clone());
+                    batch.delete_cf(self.meta(), series_key(former));
+                    self.move_coverage(&mut batch, former, &spec.id)?;
                 }
-                Some(_) => {
-                    return Err(invalid_description(format!(
-                        "series '{}' is stored with a different description; a changed series \
-                         needs a new id (the planner derives ids from the description)",
-                        spec.id
-                    )))
+            }
+            let (layout, rules_changed) = match old {
+                Some(old) => {
+                    let before = old.layout()?;
+                    let change = reconcile(&old.spec, before.order(), &spec)?;
+                    let after = SeriesLayout::with_order(change.spec, old.number, change.order)?;
+                    let widened = self.record_changed_coverage(
+                        &mut batch,
+                        &before,
+                        &after,
+                        &change.added,
+                        now_ms,
+                    )?;
+                    report.kept_series.push(spec.id.clone());
+                    let changed = adopted_from.is_some()
+                        || !change.added.is_empty()
+                        || !change.retired.is_empty()
+                        || !change.retention_changed.is_empty();
+                    if adopted_from.is_some()
+                        || !change.added.is_empty()
+                        || !change.retired.is_empty()
+                        || !widened.is_empty()
+                    {
+                        let rules = |indexes: &[usize]| {
+                            indexes
+                                .iter()
+                                .map(|&i| after.spec.rules[i].clone())
+                                .collect()
+                        };
+                        report.changed_series.push(SeriesChange {
+                            series_id: spec.id.clone(),
+                            adopted_from: adopted_from.clone(),
+                            added: rules(&change.added),
+                            retired: rules(&change.retired),
+                            widened,
+                        });
+                    }
+                    (after, changed)
                 }
                 None => {
                     let number = next;
                     next += 1;
                     report.new_series.push(spec.id.clone());
-                    number
+                    let layout = SeriesLayout::new(spec, number)?;
+                    self.record_new_coverage(&mut batch, &layout, now_ms);
+                    (layout, true)
                 }
             };
-            let layout = SeriesLayout::new(spec, number)?;
             let id = layout.spec.id.clone();
-            // A new series, or a known one whose summary changed (or was never kept).
+            // A new or changed series, or a known one whose summary changed (or was never
+            // kept).
             let summary_changed = summary.is_some() && old.is_none_or(|o| o.summary != summary);
-            if old.is_none() {
-                self.record_new_coverage(&mut batch, &layout, self.options.clock.now_ms());
-            }
-            if old.is_none() || summary_changed {
+            if rules_changed || summary_changed {
+                let order = layout.order();
                 let record = StoredSeries {
-                    number,
+                    number: layout.number,
                     spec: layout.spec.clone(),
+                    rule_order: (!order.iter().copied().eq(0..layout.spec.rules.len()))
+                        .then(|| order.to_vec()),
                     summary: summary
                         .clone()
                         .or_else(|| old.and_then(|o| o.summary.clone())),
@@ -302,7 +412,7 @@ impl BucketStore {
             layouts.push(layout);
         }
         for old in &stored {
-            if !by_id.contains_key(&old.spec.id) {
+            if !by_id.contains_key(&old.spec.id) && !adopted.contains(&old.spec.id) {
                 report.orphaned_series.push(old.spec.id.clone());
                 if let Some(summary) = &old.summary {
                     report
@@ -312,19 +422,34 @@ impl BucketStore {
             }
         }
         batch.put_cf(self.meta(), NEXT_SERIES_KEY, next.to_le_bytes());
+        if !persist {
+            batch.iterate_cf(&mut MetaOverlay(&mut self.meta_overlay));
+            self.series = layouts;
+            self.by_id = by_id;
+            return Ok(report);
+        }
         self.db.write(batch)?;
 
         // Retention covers every stored series, orphaned ones too, so they still expire.
         let orphaned: Vec<SeriesLayout> = stored
             .iter()
-            .filter(|s| !by_id.contains_key(&s.spec.id))
-            .filter_map(|s| SeriesLayout::new(s.spec.clone(), s.number).ok())
+            .filter(|s| !by_id.contains_key(&s.spec.id) && !adopted.contains(&s.spec.id))
+            .filter_map(|s| s.layout().ok())
             .collect();
         let table = retention_table(layouts.iter().chain(&orphaned));
         *self.retention.write().expect("retention lock") = Arc::new(table);
         self.series = layouts;
         self.by_id = by_id;
         Ok(report)
+    }
+
+    /// A meta record: from [`BucketStore::meta_overlay`] when it has the key, else
+    /// stored.
+    pub(crate) fn meta_get(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        match self.meta_overlay.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => Ok(self.db.get_cf(self.meta(), key)?),
+        }
     }
 
     /// The active series, in description order.
@@ -396,5 +521,22 @@ impl BucketStore {
             .db
             .property_int_value_cf(self.buckets_cf(), "rocksdb.total-sst-files-size")?
             .unwrap_or(0))
+    }
+}
+
+/// Collects the writes of a registration's batch, all in the meta column family.
+struct MetaOverlay<'a>(&'a mut HashMap<Vec<u8>, Option<Vec<u8>>>);
+
+impl rocksdb::WriteBatchIteratorCf for MetaOverlay<'_> {
+    fn put_cf(&mut self, _cf: u32, key: &[u8], value: &[u8]) {
+        self.0.insert(key.to_vec(), Some(value.to_vec()));
+    }
+
+    fn delete_cf(&mut self, _cf: u32, key: &[u8]) {
+        self.0.insert(key.to_vec(), None);
+    }
+
+    fn merge_cf(&mut self, _cf: u32, _key: &[u8], _value: &[u8]) {
+        unreachable!("a registration merges nothing")
     }
 }

@@ -3,9 +3,9 @@
 
 use tessera_core::AggValue;
 use tessera_store::{
-    AggregationSpec, BucketStore, CommitMode, CommitRecords, KeyColumn, ResolverState, RuleSpec,
-    SeriesBatch, SeriesSpec, SeriesSummary, SourcePosition, StoreErrorKind, StoreOptions,
-    ValueColumn, ValueKind, WindowRead,
+    AggregationSpec, BucketStore, CommitMode, CommitRecords, DescribedSeries, KeyColumn,
+    ResolverState, RuleSpec, SeriesBatch, SeriesSpec, SeriesSummary, SourcePosition,
+    StoreErrorKind, StoreOptions, ValueColumn, ValueKind, WindowRead,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -156,10 +156,22 @@ fn reopening_with_other_series_reports_new_and_orphaned_ones() {
 }
 
 #[test]
-fn a_changed_series_under_the_same_id_is_refused() {
+fn a_series_stored_with_another_value_kind_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(BucketStore::open(dir.path(), vec![sum_series("a", DAY)], pinned()).unwrap());
-    let err = BucketStore::open(dir.path(), vec![sum_series("a", 2 * DAY)], pinned())
+    let mut strings = sum_series("a", DAY);
+    strings.value_kind = ValueKind::String;
+    strings.rules.truncate(0);
+    strings.rules.push(RuleSpec {
+        aggregation: AggregationSpec {
+            kind: "approx_count_distinct".into(),
+            ..Default::default()
+        },
+        bucket_size_ms: HOUR,
+        bucket_origin_ms: 0,
+        retention_ms: DAY,
+    });
+    let err = BucketStore::open(dir.path(), vec![strings], pinned())
         .err()
         .unwrap();
     assert_eq!(err.kind, StoreErrorKind::InvalidDescription);
@@ -558,7 +570,10 @@ fn resolver_states_and_series_summaries_are_records_of_the_store() {
     {
         let (mut store, report) = BucketStore::open_described(
             dir.path(),
-            vec![(sum_series("s", DAY), Some(summary.clone()))],
+            vec![DescribedSeries {
+                summary: Some(summary.clone()),
+                ..sum_series("s", DAY).into()
+            }],
             pinned(),
         )
         .unwrap();

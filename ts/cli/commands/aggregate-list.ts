@@ -1,30 +1,27 @@
 /** `tessera aggregate list --features <module>`: the series table and storage estimate. */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { renderOpenReport, storedSeriesReport } from '../../api/open-report.js';
+import { openReport, renderOpenReport } from '../../api/open-report.js';
 import { incompleteWindows } from '../../batch/backfill.js';
 import { BucketEngine } from '../../bucket-engine.js';
 import { formatDiagnostic } from '../../dsl/errors.js';
 import { compile } from '../../planner/compile.js';
 import { renderAggregateList, renderStorageEstimate } from '../../planner/list.js';
 import { formatBytes } from '../../planner/storage.js';
+import { toStoreDescription } from '../../planner/store-description.js';
 import type { Plan } from '../../planner/types.js';
 import { type Command, UsageError } from '../command.js';
 import { loadFeatureClasses } from '../load-features.js';
 
 /**
  * What the store at `path` holds for `plan`, read-only (so it works while a stream or
- * `tessera serve` holds the store).
+ * `tessera serve` holds the store): what opening it for the plan would find (new, kept,
+ * changed and orphaned series) and the windows that would need a backfill.
  */
 function describeStore(path: string, plan: Plan) {
-  const engine = BucketEngine.openReadOnly(path);
+  const engine = BucketEngine.openReadOnly(path, toStoreDescription(plan));
   try {
-    const held = new Set(engine.openReport.keptSeries);
-    const report = storedSeriesReport(
-      plan,
-      engine.openReport,
-      incompleteWindows(plan, engine, held),
-    );
+    const report = openReport(engine.openReport, incompleteWindows(plan, engine, null), plan);
     const stats = engine.stats();
     return {
       report,
@@ -40,8 +37,9 @@ function describeStore(path: string, plan: Plan) {
  * Prints one row per series rule (Series, Namespace, Group, Agg, Bucket, Retention,
  * Aggregation, Dependent Features) and the storage estimate; diagnostics go to stderr,
  * and any error makes the exit code 1. `--json` prints `{ plan, diagnostics }` instead.
- * With `--path`, also what the store holds: which series are stored (kept), not stored
- * yet (new) and stored but no longer defined (orphaned), and its size.
+ * With `--path`, also what the store holds: which series are stored (kept, and how the
+ * definitions changed their rules), not stored yet (new) and stored but no longer defined
+ * (orphaned), the windows that need a backfill, and its size.
  */
 export const aggregateList: Command = {
   path: ['aggregate', 'list'],
