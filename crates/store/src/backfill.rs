@@ -360,33 +360,47 @@ impl Backfill {
         self.report.rows + self.delta.rows()
     }
 
-    /// Hands the folded buckets to a spill, on a thread of its own (`background`) or on
-    /// this one, after the spill before it has finished.
+    /// Hands the folded buckets to a spill: on a thread of its own once the spill before
+    /// has finished (`background`), or, for the last one, on this thread at once, while the
+    /// spill before may still be writing on its own.
     fn spill(&mut self, background: bool) -> StoreResult<()> {
-        self.join_spill()?;
+        if background {
+            self.join_spill()?;
+        }
         if self.delta.bucket_count() == 0 {
-            return Ok(());
+            return self.join_spill();
         }
         self.report.rows += self.delta.rows();
-        let fresh = self.spare.take().unwrap_or_default();
+        let mut fresh = self.spare.take().unwrap_or_default();
+        // The sort buffers of the last spill go with the delta spilled next, so that one
+        // set serves every spill in turn.
+        fresh.swap_sort_scratch(&mut self.delta);
         let delta = std::mem::replace(&mut self.delta, fresh);
         let number = self.report.spills;
         self.report.spills += 1;
+        // A spill still writing has not handed over the keys it saw: this one then clears
+        // every key it holds (some range deletions twice, rather than a wait).
+        let previous = if self.spilling.is_some() {
+            SpillKeys::default()
+        } else {
+            std::mem::take(&mut self.previous_keys)
+        };
         let job = SpillJob {
             delta,
             series: Arc::clone(&self.series),
             bounds: Arc::clone(&self.bounds),
             dir: self.dir.clone(),
             number,
-            previous: std::mem::take(&mut self.previous_keys),
+            previous,
             seen: std::mem::take(&mut self.spare_keys),
         };
         if background {
             self.spilling = Some(std::thread::spawn(move || write_spill(job)));
             Ok(())
         } else {
-            let done = write_spill(job)?;
-            self.absorb(done);
+            let done = write_spill(job);
+            self.join_spill()?;
+            self.absorb(done?);
             Ok(())
         }
     }

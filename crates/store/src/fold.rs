@@ -554,6 +554,12 @@ impl PendingDelta {
         self.sort_scratch = scratch;
     }
 
+    /// Swaps the buffers of the sorts with `other`'s (a backfill hands its one set to
+    /// whichever delta it spills next).
+    pub(crate) fn swap_sort_scratch(&mut self, other: &mut PendingDelta) {
+        std::mem::swap(&mut self.sort_scratch, &mut other.sort_scratch);
+    }
+
     /// Forgets everything, keeping the allocations for the next round.
     pub fn clear(&mut self) {
         self.layouts
