@@ -5,17 +5,23 @@
 //! is widened to each layout's bucket edges ([`BucketStore::backfill_ranges`]) so that no
 //! bucket is rebuilt from part of its rows. Rows are folded in memory, as a commit folds
 //! them; whenever the fold holds [`BackfillOptions::spill_buckets`] buckets, it is written
-//! out as two sorted table files in the store's `backfill` directory:
-//! - a file of range deletions, one per (group key, layout) the spill saw, covering that
-//!   key's buckets in the layout's range (a key the run returns loses every bucket of the
-//!   range it has no rows in);
+//! out, on a thread of its own while the next rows fold, as two sorted table files per
+//! layout in the store's `backfill` directory:
+//! - a file of range deletions, one per group key the spill saw, covering that key's
+//!   buckets in the layout's range (a key the run returns loses every bucket of the range
+//!   it has no rows in), except the keys the spill before saw too: their deletion is
+//!   written already;
 //! - a file of the spill's bucket records as merge operands, only those in the range.
 //!
+//! The buckets go from the fold's tables to the files in key order as they are sorted
+//! (`PendingDelta::emit_sorted`), with nothing gathered or sorted again in between.
 //! [`Backfill::finish`] ingests every file in one step, the deletions first, so each
 //! spill's records are merged on top of every deletion and of each other. Ingestion is
 //! one manifest edit: a query reads the old buckets or the new ones, never a mix, and a
 //! process killed before it leaves the old state (the directory is emptied on the next
-//! open). Memory is bounded by the spill size, whatever the number of rows.
+//! open). Memory is bounded by the spill size, whatever the number of rows: two deltas
+//! (one folding, one being written), one set of sort buffers, and the group keys of two
+//! spills.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -80,7 +86,8 @@ pub struct BackfillReport {
     /// Bucket records written (a bucket spread over several spills counts once per spill).
     pub buckets_written: u64,
     pub bytes_written: u64,
-    /// Range deletions written, one per (group key, layout) per spill.
+    /// Range deletions written: one per (group key, layout) per spill, except where the
+    /// spill before saw the key too.
     pub key_ranges_cleared: u64,
     /// Times the fold was written out to table files.
     pub spills: u64,
@@ -736,5 +743,47 @@ impl Drop for Backfill {
         }
         // Ingested files were moved (hard-linked): the store has its own now.
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeySet;
+    use crate::key::{push_int_part, push_text_part};
+
+    #[test]
+    fn a_key_set_answers_keys_asked_in_the_store_order() {
+        let int = |k: i64| {
+            let mut out = Vec::new();
+            push_int_part(&mut out, k);
+            out
+        };
+        let text = |s: &str| {
+            let mut out = Vec::new();
+            push_text_part(&mut out, s);
+            out
+        };
+        // The store's order: by length (a two-letter text part is shorter than an
+        // integer part), then bytes.
+        let mut set = KeySet::default();
+        for key in [text("ab"), text("ba"), int(-5), int(3), int(70)] {
+            set.push(&key);
+        }
+        let mut cursor = 0;
+        let asked = [
+            text("a"),
+            text("ab"),
+            text("bb"),
+            int(-9),
+            int(-5),
+            int(4),
+            int(70),
+            text("abcdef"),
+        ];
+        let found: Vec<bool> = asked
+            .iter()
+            .map(|k| set.contains_from(&mut cursor, k))
+            .collect();
+        assert_eq!(found, [false, true, false, false, true, false, true, false]);
     }
 }

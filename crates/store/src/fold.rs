@@ -962,3 +962,52 @@ fn fold_value(
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The (key, start, count) of every slot, in the order `sort_int_summaries` gives.
+    fn sorted(table: &BucketTable<NumericSummary>, size_ms: i64) -> Vec<(i64, i64, u64)> {
+        let mut scratch = SortScratch::default();
+        match scratch.sort_int_summaries(table, size_ms) {
+            Some(packing) => scratch
+                .placed
+                .iter()
+                .map(|&(place, value)| {
+                    let (key, start) = packing.key_and_start(place);
+                    (key, start, value.count())
+                })
+                .collect(),
+            None => scratch
+                .slots
+                .iter()
+                .map(|s| (s.key, s.start, s.value.count()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn integer_keys_come_in_key_order_packed_or_compared() {
+        let size = 3_600_000;
+        let mut x = 11u64;
+        // Keys and starts spanning small ranges (packed into places, radix-sorted), and
+        // ranges too wide to pack (compared), negative keys and starts included.
+        for (key_range, bucket_range) in [(1_000i64, 30i64), (300_000, 200), (i64::MAX, 5)] {
+            let mut table = BucketTable::<NumericSummary>::default();
+            let mut expected = std::collections::BTreeMap::new();
+            for _ in 0..20_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let key = (x % key_range as u64) as i64 - key_range / 2;
+                let start = ((x >> 40) % bucket_range as u64) as i64 * size - 5 * size;
+                table.entry(key, start).0.update(1.0);
+                *expected.entry((key, start)).or_insert(0u64) += 1;
+            }
+            let want: Vec<_> = expected.into_iter().map(|((k, s), n)| (k, s, n)).collect();
+            assert_eq!(sorted(&table, size), want, "keys over {key_range}");
+        }
+        assert!(sorted(&BucketTable::default(), size).is_empty());
+    }
+}
