@@ -8,10 +8,7 @@
 //! a few rows ahead, so that several misses are under way at once. With many keys this
 //! is most of the fold's time.
 
-use tessera_core::hint::{huge_pages, prefetch};
-
-/// Tables of at least this many slots (some megabytes) ask for huge pages.
-const HUGE_PAGE_SLOTS: usize = 1 << 16;
+use tessera_core::hint::prefetch;
 
 /// A slot whose start is this is empty. No bucket starts there: timestamps are checked to
 /// lie within +-8.64e15 ms.
@@ -65,13 +62,8 @@ fn hash(key: i64, start: i64) -> u64 {
 impl<V: Copy + Default> BucketTable<V> {
     fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.next_power_of_two().max(16);
-        let mut slots = Vec::with_capacity(capacity);
-        if capacity >= HUGE_PAGE_SLOTS {
-            huge_pages(slots.spare_capacity_mut());
-        }
-        slots.resize(capacity, BucketSlot::vacant());
         Self {
-            slots,
+            slots: vec![BucketSlot::vacant(); capacity],
             mask: capacity - 1,
             len: 0,
             keys: (i64::MAX, i64::MIN),

@@ -10,7 +10,7 @@ use crate::error::{invalid_batch, StoreResult};
 use crate::key::{bucket_key, check_group_keys, int_key_part, push_int_part, push_text_part};
 use crate::layout::{Layout, SeriesLayout, ValueKind};
 use tessera_core::aggregation::FoldInput;
-use tessera_core::hint::{huge_pages, prefetch};
+use tessera_core::hint::prefetch;
 
 /// The string-column code that stands for null.
 pub const NULL_CODE: u32 = u32::MAX;
@@ -284,14 +284,6 @@ impl SortScratch {
         let digit_bits = bits.div_ceil(passes);
         let mut counts = vec![[0usize; 1 << 11]; passes as usize];
         let mask = (1u64 << digit_bits) - 1;
-        for buffer in [&mut self.placed, &mut self.radix] {
-            if buffer.capacity() < table.len() {
-                // A fresh buffer of many megabytes, scattered into: huge pages, as for the
-                // table itself.
-                *buffer = Vec::with_capacity(table.len());
-                huge_pages(buffer.spare_capacity_mut());
-            }
-        }
         self.placed.extend(table.iter().map(|s| {
             debug_assert_eq!((s.start as i128 - smin as i128) % size as i128, 0);
             let place = packing.place(s.key, s.start);
