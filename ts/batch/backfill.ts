@@ -586,9 +586,6 @@ export async function runBackfill(
       const only = resolved.seriesByNamespace.get(resolver.namespace);
       const columns = resolved.columnsByNamespace.get(resolver.namespace);
       let offset = 0;
-      const PROF = process.env.TESSERA_PROFILE !== undefined;
-      const prof = { read: 0, prepare: 0, wait: 0, t: performance.now() };
-      if (PROF) console.error(`PROF start reading at ${(performance.now() - started).toFixed(0)}`);
       try {
         for await (const batch of resolverBatches(
           resolver,
@@ -597,18 +594,13 @@ export async function runBackfill(
           session.get,
           columns,
         )) {
-          let t = performance.now();
-          prof.read += t - prof.t;
           let prepared: ReturnType<ClassIngest['prepare']>;
           try {
             prepared = ingest.prepare(batch, undefined, only);
           } catch (error) {
             throw rowError(resolver, error, offset);
           }
-          let t2 = performance.now();
-          prof.prepare += t2 - t;
           await settle();
-          prof.wait += performance.now() - t2;
           if (prepared.batches.length > 0) {
             const first = offset;
             const last = offset + prepared.rows - 1;
@@ -626,12 +618,8 @@ export async function runBackfill(
           if (options.signal?.aborted === true) {
             throw new BackfillError('backfill canceled, nothing applied');
           }
-          prof.t = performance.now();
         }
-        let t3 = performance.now();
         await settle();
-        prof.wait += performance.now() - t3;
-        if (PROF) console.error(`PROF read ${prof.read.toFixed(0)} prepare ${prof.prepare.toFixed(0)} waitfold ${prof.wait.toFixed(0)} at ${(performance.now() - started).toFixed(0)}`);
       } catch (error) {
         await settle().catch(() => undefined);
         throw error;
@@ -642,9 +630,7 @@ export async function runBackfill(
     if (options.signal?.aborted === true)
       throw new BackfillError('backfill canceled, nothing applied');
     progress('ingesting', true);
-    const tf = performance.now();
     const report = await native.finishAsync();
-    if (process.env.TESSERA_PROFILE !== undefined) console.error(`PROF finish ${(performance.now() - tf).toFixed(0)} total ${(performance.now() - started).toFixed(0)}`);
     native = undefined;
     progress('done', true);
     return {

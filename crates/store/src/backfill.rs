@@ -37,11 +37,6 @@ use crate::key::bucket_key;
 use crate::layout::{Layout, SeriesLayout};
 use crate::store::BucketStore;
 
-static PROF_FOLD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static PROF_SPILLWAIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static PROF_EMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static PROF_WRITE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 /// The directory, inside the store's, where backfills stage their table files.
 pub(crate) const BACKFILL_DIR: &str = "backfill";
 
@@ -330,7 +325,6 @@ impl Backfill {
                 })
             })
             .collect();
-        let prof_t = std::time::Instant::now();
         let before = self.delta.rows();
         for ((batch, &index), selection) in batches.iter().zip(&indexes).zip(&selections) {
             let given = batch
@@ -347,17 +341,8 @@ impl Backfill {
             }
         }
         let folded = self.delta.rows() - before;
-        PROF_FOLD.fetch_add(
-            prof_t.elapsed().as_micros() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
         if self.delta.bucket_count() >= self.spill_buckets {
-            let t = std::time::Instant::now();
             self.spill(true)?;
-            PROF_SPILLWAIT.fetch_add(
-                t.elapsed().as_micros() as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
         }
         Ok(folded)
     }
@@ -437,9 +422,7 @@ impl Backfill {
     /// Writes out what is still in memory and ingests every file of the run in one
     /// atomic step. Consumes the backfill; its directory is removed either way.
     pub fn finish(mut self, store: &BucketStore) -> StoreResult<BackfillReport> {
-        let t = std::time::Instant::now();
         self.spill(false)?;
-        let t_spill = t.elapsed();
         let mut files: Vec<PathBuf> = std::mem::take(&mut self.deletions);
         files.append(&mut self.data);
         self.report.table_files = files.len() as u64;
@@ -454,12 +437,6 @@ impl Backfill {
             store
                 .db
                 .ingest_external_file_cf_opts(store.buckets_cf(), &ingest, files)?;
-        }
-        if std::env::var_os("TESSERA_PROFILE").is_some() {
-            use std::sync::atomic::Ordering::Relaxed;
-            eprintln!("PROF rust fold {} ms, spill-wait {} ms, spill emit {} ms, spill write {} ms, final spill {:?}, ingest {:?}",
-                PROF_FOLD.swap(0, Relaxed) / 1000, PROF_SPILLWAIT.swap(0, Relaxed) / 1000,
-                PROF_EMIT.swap(0, Relaxed) / 1000, PROF_WRITE.swap(0, Relaxed) / 1000, t_spill, t.elapsed() - t_spill);
         }
         // After the ingest: a crash in between leaves the coverage short (a window is
         // reported as needing a backfill it has), never long.
@@ -690,7 +667,6 @@ fn write_spill(job: SpillJob) -> StoreResult<SpillDone> {
         previous,
         mut seen,
     } = job;
-    let prof_t = std::time::Instant::now();
     let options = table_file_options();
     seen.values_mut().for_each(KeySet::clear);
     let mut writer = SpillWriter {
@@ -717,19 +693,10 @@ fn write_spill(job: SpillJob) -> StoreResult<SpillDone> {
         return Err(error);
     }
     writer.close_layout()?;
-    PROF_WRITE.fetch_add(
-        prof_t.elapsed().as_micros() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    let prof_t = std::time::Instant::now();
     let seen = std::mem::take(&mut writer.seen);
     let mut done = std::mem::take(&mut writer.done);
     drop(writer);
     delta.clear();
-    PROF_EMIT.fetch_add(
-        prof_t.elapsed().as_micros() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
     done.delta = Some(delta);
     done.seen = Some(seen);
     done.previous = Some(previous);
