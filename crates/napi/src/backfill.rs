@@ -52,7 +52,8 @@ pub struct BackfillReportOutput {
     /// Bucket records written (a bucket spread over several spills counts once per spill).
     pub buckets_written: f64,
     pub bytes_written: f64,
-    /// Range deletions written, one per (group key, layout) per spill.
+    /// Range deletions written: one per (group key, layout) per spill, except where the
+    /// spill before saw the key too.
     pub key_ranges_cleared: f64,
     pub spills: f64,
     pub table_files: f64,

@@ -5,17 +5,23 @@
 //! is widened to each layout's bucket edges ([`BucketStore::backfill_ranges`]) so that no
 //! bucket is rebuilt from part of its rows. Rows are folded in memory, as a commit folds
 //! them; whenever the fold holds [`BackfillOptions::spill_buckets`] buckets, it is written
-//! out as two sorted table files in the store's `backfill` directory:
-//! - a file of range deletions, one per (group key, layout) the spill saw, covering that
-//!   key's buckets in the layout's range (a key the run returns loses every bucket of the
-//!   range it has no rows in);
+//! out, on a thread of its own while the next rows fold, as two sorted table files per
+//! layout in the store's `backfill` directory:
+//! - a file of range deletions, one per group key the spill saw, covering that key's
+//!   buckets in the layout's range (a key the run returns loses every bucket of the range
+//!   it has no rows in), except the keys the spill before saw too: their deletion is
+//!   written already;
 //! - a file of the spill's bucket records as merge operands, only those in the range.
 //!
+//! The buckets go from the fold's tables to the files in key order as they are sorted
+//! (`PendingDelta::emit_sorted`), with nothing gathered or sorted again in between.
 //! [`Backfill::finish`] ingests every file in one step, the deletions first, so each
 //! spill's records are merged on top of every deletion and of each other. Ingestion is
 //! one manifest edit: a query reads the old buckets or the new ones, never a mix, and a
 //! process killed before it leaves the old state (the directory is emptied on the next
-//! open). Memory is bounded by the spill size, whatever the number of rows.
+//! open). Memory is bounded by the spill size, whatever the number of rows: two deltas
+//! (one folding, one being written), one set of sort buffers, and the group keys of two
+//! spills.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,11 +30,11 @@ use std::thread::JoinHandle;
 
 use rocksdb::{IngestExternalFileOptions, SstFileWriter};
 
-use crate::bulk::{table_file_options, BulkRecords};
+use crate::bulk::table_file_options;
 use crate::error::{invalid_batch, StoreError, StoreErrorKind, StoreResult};
-use crate::fold::{PendingDelta, SeriesBatch};
-use crate::key::{bucket_key, parse_bucket_key};
-use crate::layout::SeriesLayout;
+use crate::fold::{BucketSink, PendingDelta, SeriesBatch};
+use crate::key::bucket_key;
+use crate::layout::{Layout, SeriesLayout};
 use crate::store::BucketStore;
 
 /// The directory, inside the store's, where backfills stage their table files.
@@ -75,7 +81,8 @@ pub struct BackfillReport {
     /// Bucket records written (a bucket spread over several spills counts once per spill).
     pub buckets_written: u64,
     pub bytes_written: u64,
-    /// Range deletions written, one per (group key, layout) per spill.
+    /// Range deletions written: one per (group key, layout) per spill, except where the
+    /// spill before saw the key too.
     pub key_ranges_cleared: u64,
     /// Times the fold was written out to table files.
     pub spills: u64,
@@ -201,6 +208,8 @@ impl BucketStore {
             to_ms: ranges.iter().map(|r| r.end_ms).max().unwrap_or(0),
             delta: PendingDelta::default(),
             spare: None,
+            previous_keys: SpillKeys::default(),
+            spare_keys: SpillKeys::default(),
             spilling: None,
             spill_buckets: options.spill_buckets.max(1),
             ranges: ranges.to_vec(),
@@ -228,8 +237,11 @@ pub struct Backfill {
     from_ms: i64,
     to_ms: i64,
     delta: PendingDelta,
-    /// The buffers of the last finished spill, for the next one.
-    spare: Option<(PendingDelta, BulkRecords)>,
+    /// The delta of the last finished spill, emptied, for the next one.
+    spare: Option<PendingDelta>,
+    /// The group keys the last finished spill saw, and a set to reuse.
+    previous_keys: SpillKeys,
+    spare_keys: SpillKeys,
     spilling: Option<JoinHandle<StoreResult<SpillDone>>>,
     spill_buckets: usize,
     deletions: Vec<PathBuf>,
@@ -244,19 +256,27 @@ type Bounds = HashMap<(u32, i64), (i64, i64)>;
 /// What one spill needs, owned, so that it can run on a thread of its own.
 struct SpillJob {
     delta: PendingDelta,
-    records: BulkRecords,
     series: Arc<Vec<SeriesLayout>>,
     bounds: Arc<Bounds>,
-    deletions_path: PathBuf,
-    data_path: PathBuf,
+    dir: PathBuf,
+    /// The spill's number, which names its files.
+    number: u64,
+    /// The group keys the spill before this one saw.
+    previous: SpillKeys,
+    /// A set to fill with this spill's group keys.
+    seen: SpillKeys,
 }
 
-/// What a spill wrote, and its buffers back (cleared).
+/// What a spill wrote, and its buffers back.
+#[derive(Default)]
 struct SpillDone {
-    delta: PendingDelta,
-    records: BulkRecords,
-    deletions: Option<PathBuf>,
-    data: Option<PathBuf>,
+    /// The delta, emptied.
+    delta: Option<PendingDelta>,
+    /// The group keys this spill saw, and the set of the spill before, to reuse.
+    seen: Option<SpillKeys>,
+    previous: Option<SpillKeys>,
+    deletions: Vec<PathBuf>,
+    data: Vec<PathBuf>,
     buckets_written: u64,
     bytes_written: u64,
     key_ranges_cleared: u64,
@@ -332,32 +352,47 @@ impl Backfill {
         self.report.rows + self.delta.rows()
     }
 
-    /// Hands the folded buckets to a spill, on a thread of its own (`background`) or on
-    /// this one, after the spill before it has finished.
+    /// Hands the folded buckets to a spill: on a thread of its own once the spill before
+    /// has finished (`background`), or, for the last one, on this thread at once, while the
+    /// spill before may still be writing on its own.
     fn spill(&mut self, background: bool) -> StoreResult<()> {
-        self.join_spill()?;
+        if background {
+            self.join_spill()?;
+        }
         if self.delta.bucket_count() == 0 {
-            return Ok(());
+            return self.join_spill();
         }
         self.report.rows += self.delta.rows();
-        let (fresh, records) = self.spare.take().unwrap_or_default();
+        let mut fresh = self.spare.take().unwrap_or_default();
+        // The sort buffers of the last spill go with the delta spilled next, so that one
+        // set serves every spill in turn.
+        fresh.swap_sort_scratch(&mut self.delta);
         let delta = std::mem::replace(&mut self.delta, fresh);
         let number = self.report.spills;
         self.report.spills += 1;
+        // A spill still writing has not handed over the keys it saw: this one then clears
+        // every key it holds (some range deletions twice, rather than a wait).
+        let previous = if self.spilling.is_some() {
+            SpillKeys::default()
+        } else {
+            std::mem::take(&mut self.previous_keys)
+        };
         let job = SpillJob {
             delta,
-            records,
             series: Arc::clone(&self.series),
             bounds: Arc::clone(&self.bounds),
-            deletions_path: self.dir.join(format!("{number:06}-deletions.sst")),
-            data_path: self.dir.join(format!("{number:06}-data.sst")),
+            dir: self.dir.clone(),
+            number,
+            previous,
+            seen: std::mem::take(&mut self.spare_keys),
         };
         if background {
             self.spilling = Some(std::thread::spawn(move || write_spill(job)));
             Ok(())
         } else {
-            let done = write_spill(job)?;
-            self.absorb(done);
+            let done = write_spill(job);
+            self.join_spill()?;
+            self.absorb(done?);
             Ok(())
         }
     }
@@ -379,7 +414,9 @@ impl Backfill {
         self.report.buckets_written += done.buckets_written;
         self.report.bytes_written += done.bytes_written;
         self.report.key_ranges_cleared += done.key_ranges_cleared;
-        self.spare = Some((done.delta, done.records));
+        self.spare = done.delta;
+        self.previous_keys = done.seen.unwrap_or_default();
+        self.spare_keys = done.previous.unwrap_or_default();
     }
 
     /// Writes out what is still in memory and ingests every file of the run in one
@@ -416,90 +453,254 @@ impl Backfill {
     }
 }
 
-/// Writes one spill: the records of `job.delta`, sorted, as a deletion file (one range
-/// per (group key, layout) seen, over that layout's range) and a data file (the records
-/// inside the range, as merge operands). A file with nothing to hold is not written.
+/// The group keys one spill saw in one layout, in key order: the next spill clears only
+/// the keys this one did not (its range deletion is already written, and every deletion
+/// file is ingested before every data file).
+#[derive(Default)]
+struct KeySet {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl KeySet {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    fn push(&mut self, key: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+
+    /// Whether `key` is in the set, for keys asked in key order: `cursor` (0 at first)
+    /// moves forward past the keys before it.
+    fn contains_from(&self, cursor: &mut usize, key: &[u8]) -> bool {
+        while *cursor < self.ends.len() {
+            let have = self.get(*cursor);
+            // The store's order of group keys: by length, then bytes.
+            match have.len().cmp(&key.len()).then_with(|| have.cmp(key)) {
+                std::cmp::Ordering::Less => *cursor += 1,
+                std::cmp::Ordering::Equal => return true,
+                std::cmp::Ordering::Greater => return false,
+            }
+        }
+        false
+    }
+}
+
+/// Per (series number, bucket size): the group keys of a spill.
+type SpillKeys = HashMap<(u32, i64), KeySet>;
+
+/// The two table files of one layout in one spill, opened when the layout has buckets.
+struct LayoutFiles<'a> {
+    deletions: SstFileWriter<'a>,
+    data: SstFileWriter<'a>,
+    deletions_path: PathBuf,
+    data_path: PathBuf,
+    has_deletions: bool,
+    has_data: bool,
+}
+
+/// The sink a spill's buckets are written to: per layout, a deletion file and a data file,
+/// written as the buckets come (in key order), so that nothing is gathered or sorted again.
+struct SpillWriter<'a> {
+    options: &'a rocksdb::Options,
+    bounds: &'a Bounds,
+    dir: &'a std::path::Path,
+    number: u64,
+    previous: &'a SpillKeys,
+    seen: SpillKeys,
+    /// The layout being written: its key, range, files, and the cursor in `previous`.
+    layout: Option<(u32, i64)>,
+    range: (i64, i64),
+    files: Option<LayoutFiles<'a>>,
+    cursor: usize,
+    /// The group key of the last bucket of the layout, if it had one.
+    has_key: bool,
+    last_group_key: Vec<u8>,
+    from: Vec<u8>,
+    to: Vec<u8>,
+    file_index: u32,
+    done: SpillDone,
+    error: Option<StoreError>,
+}
+
+impl SpillWriter<'_> {
+    /// Finishes the files of the layout being written.
+    fn close_layout(&mut self) -> StoreResult<()> {
+        if let Some(files) = self.files.take() {
+            for (mut writer, path, used, list) in [
+                (
+                    files.deletions,
+                    files.deletions_path,
+                    files.has_deletions,
+                    &mut self.done.deletions,
+                ),
+                (
+                    files.data,
+                    files.data_path,
+                    files.has_data,
+                    &mut self.done.data,
+                ),
+            ] {
+                if used {
+                    writer.finish()?;
+                    list.push(path);
+                } else {
+                    drop(writer);
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write(
+        &mut self,
+        key: &[u8],
+        group_key: &[u8],
+        start: i64,
+        record: Option<&[u8]>,
+    ) -> StoreResult<()> {
+        let Some((series, size_ms)) = self.layout else {
+            return Ok(());
+        };
+        let (from, to) = self.range;
+        if to <= from {
+            return Ok(());
+        }
+        if self.files.is_none() {
+            let name = |what: &str| {
+                self.dir.join(format!(
+                    "{:06}-{:03}-{what}.sst",
+                    self.number, self.file_index
+                ))
+            };
+            let (deletions_path, data_path) = (name("deletions"), name("data"));
+            self.file_index += 1;
+            let deletions = SstFileWriter::create(self.options);
+            deletions.open(&deletions_path)?;
+            let data = SstFileWriter::create(self.options);
+            data.open(&data_path)?;
+            self.files = Some(LayoutFiles {
+                deletions,
+                data,
+                deletions_path,
+                data_path,
+                has_deletions: false,
+                has_data: false,
+            });
+            self.cursor = 0;
+        }
+        let files = self.files.as_mut().expect("opened above");
+        if !self.has_key || group_key != self.last_group_key.as_slice() {
+            self.has_key = true;
+            self.last_group_key.clear();
+            self.last_group_key.extend_from_slice(group_key);
+            let seen = self.seen.entry((series, size_ms)).or_default();
+            seen.push(group_key);
+            let cleared = self
+                .previous
+                .get(&(series, size_ms))
+                .is_some_and(|keys| keys.contains_from(&mut self.cursor, group_key));
+            if !cleared {
+                bucket_key(&mut self.from, series, group_key, size_ms, from);
+                bucket_key(&mut self.to, series, group_key, size_ms, to);
+                files.deletions.delete_range(&self.from, &self.to)?;
+                files.has_deletions = true;
+                self.done.key_ranges_cleared += 1;
+            }
+        }
+        if let Some(record) = record {
+            if !record.is_empty() && start >= from && start < to {
+                files.data.merge(key, record)?;
+                files.has_data = true;
+                self.done.buckets_written += 1;
+                self.done.bytes_written += (key.len() + record.len()) as u64;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BucketSink for SpillWriter<'_> {
+    fn layout(&mut self, series: &SeriesLayout, layout: &Layout) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.close_layout() {
+            self.error = Some(e);
+            return;
+        }
+        let size_ms = layout.span.size_ms();
+        let range = self.bounds.get(&(series.number, size_ms)).copied();
+        self.layout = range.map(|_| (series.number, size_ms));
+        self.range = range.unwrap_or((0, 0));
+        self.has_key = false;
+    }
+
+    fn bucket(&mut self, key: &[u8], group_key: &[u8], start: i64, record: Option<&[u8]>) {
+        if self.error.is_none() {
+            if let Err(e) = self.write(key, group_key, start, record) {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+/// Writes one spill: the buckets of `job.delta`, in key order, per layout as a deletion
+/// file (one range over the layout's range per group key seen, unless the spill before
+/// saw it too) and a data file (the records inside the range, as merge operands). A file
+/// with nothing to hold is not written.
 fn write_spill(job: SpillJob) -> StoreResult<SpillDone> {
     let SpillJob {
         mut delta,
-        mut records,
         series,
         bounds,
-        deletions_path,
-        data_path,
+        dir,
+        number,
+        previous,
+        mut seen,
     } = job;
-    records.clear();
-    delta.write_records_and_empty(&series, |key, record| {
-        records.push(key, record.unwrap_or_default())
-    });
-    delta.clear();
-    let mut done = SpillDone {
-        delta: PendingDelta::default(),
-        records: BulkRecords::default(),
-        deletions: None,
-        data: None,
-        buckets_written: 0,
-        bytes_written: 0,
-        key_ranges_cleared: 0,
-    };
     let options = table_file_options();
-    let mut deletions = SstFileWriter::create(&options);
-    deletions.open(&deletions_path)?;
-    let mut data = SstFileWriter::create(&options);
-    data.open(&data_path)?;
-    let (mut has_deletions, mut has_data) = (false, false);
-    let mut last_prefix: Vec<u8> = Vec::new();
-    let (mut from, mut to) = (Vec::with_capacity(64), Vec::with_capacity(64));
-    for (key, record) in records.sorted() {
-        let parts = parse_bucket_key(key).expect("the fold writes bucket keys");
-        let Some(&(start, end)) = bounds.get(&(parts.series, parts.size_ms)) else {
-            continue;
-        };
-        let prefix = &key[..key.len() - 8];
-        if prefix != last_prefix.as_slice() {
-            last_prefix.clear();
-            last_prefix.extend_from_slice(prefix);
-            if end > start {
-                bucket_key(
-                    &mut from,
-                    parts.series,
-                    parts.group_key,
-                    parts.size_ms,
-                    start,
-                );
-                bucket_key(&mut to, parts.series, parts.group_key, parts.size_ms, end);
-                deletions.delete_range(&from, &to)?;
-                has_deletions = true;
-                done.key_ranges_cleared += 1;
-            }
-        }
-        if !record.is_empty() && parts.start >= start && parts.start < end {
-            data.merge(key, record)?;
-            has_data = true;
-            done.buckets_written += 1;
-            done.bytes_written += (key.len() + record.len()) as u64;
-        }
+    seen.values_mut().for_each(KeySet::clear);
+    let mut writer = SpillWriter {
+        options: &options,
+        bounds: &bounds,
+        dir: &dir,
+        number,
+        previous: &previous,
+        seen,
+        layout: None,
+        range: (0, 0),
+        files: None,
+        cursor: 0,
+        has_key: false,
+        last_group_key: Vec::with_capacity(64),
+        from: Vec::with_capacity(64),
+        to: Vec::with_capacity(64),
+        file_index: 0,
+        done: SpillDone::default(),
+        error: None,
+    };
+    delta.emit_sorted(&series, true, &mut writer);
+    if let Some(error) = writer.error.take() {
+        return Err(error);
     }
-    for (mut writer, path, used, slot) in [
-        (
-            deletions,
-            deletions_path,
-            has_deletions,
-            &mut done.deletions,
-        ),
-        (data, data_path, has_data, &mut done.data),
-    ] {
-        if used {
-            writer.finish()?;
-            *slot = Some(path);
-        } else {
-            drop(writer);
-            let _ = std::fs::remove_file(&path);
-        }
-    }
-    records.clear();
-    done.delta = delta;
-    done.records = records;
+    writer.close_layout()?;
+    let seen = std::mem::take(&mut writer.seen);
+    let mut done = std::mem::take(&mut writer.done);
+    drop(writer);
+    delta.clear();
+    done.delta = Some(delta);
+    done.seen = Some(seen);
+    done.previous = Some(previous);
     Ok(done)
 }
 
@@ -510,5 +711,47 @@ impl Drop for Backfill {
         }
         // Ingested files were moved (hard-linked): the store has its own now.
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeySet;
+    use crate::key::{push_int_part, push_text_part};
+
+    #[test]
+    fn a_key_set_answers_keys_asked_in_the_store_order() {
+        let int = |k: i64| {
+            let mut out = Vec::new();
+            push_int_part(&mut out, k);
+            out
+        };
+        let text = |s: &str| {
+            let mut out = Vec::new();
+            push_text_part(&mut out, s);
+            out
+        };
+        // The store's order: by length (a two-letter text part is shorter than an
+        // integer part), then bytes.
+        let mut set = KeySet::default();
+        for key in [text("ab"), text("ba"), int(-5), int(3), int(70)] {
+            set.push(&key);
+        }
+        let mut cursor = 0;
+        let asked = [
+            text("a"),
+            text("ab"),
+            text("bb"),
+            int(-9),
+            int(-5),
+            int(4),
+            int(70),
+            text("abcdef"),
+        ];
+        let found: Vec<bool> = asked
+            .iter()
+            .map(|k| set.contains_from(&mut cursor, k))
+            .collect();
+        assert_eq!(found, [false, true, false, false, true, false, true, false]);
     }
 }

@@ -38,6 +38,10 @@ pub struct BucketTable<V> {
     slots: Vec<BucketSlot<V>>,
     mask: usize,
     len: usize,
+    /// The smallest and largest key and start held (kept on insert, for the sort of a
+    /// commit).
+    keys: (i64, i64),
+    starts: (i64, i64),
 }
 
 impl<V: Copy + Default> Default for BucketTable<V> {
@@ -62,6 +66,8 @@ impl<V: Copy + Default> BucketTable<V> {
             slots: vec![BucketSlot::vacant(); capacity],
             mask: capacity - 1,
             len: 0,
+            keys: (i64::MAX, i64::MIN),
+            starts: (i64::MAX, i64::MIN),
         }
     }
 
@@ -90,6 +96,8 @@ impl<V: Copy + Default> BucketTable<V> {
             }
             if slot.start == EMPTY {
                 self.len += 1;
+                self.keys = (self.keys.0.min(key), self.keys.1.max(key));
+                self.starts = (self.starts.0.min(start), self.starts.1.max(start));
                 let slot = &mut self.slots[index];
                 slot.key = key;
                 slot.start = start;
@@ -106,6 +114,12 @@ impl<V: Copy + Default> BucketTable<V> {
         }
     }
 
+    /// The smallest and largest key, and the smallest and largest start, held; `None`
+    /// when the table is empty.
+    pub fn bounds(&self) -> Option<((i64, i64), (i64, i64))> {
+        (self.len > 0).then_some((self.keys, self.starts))
+    }
+
     /// The occupied slots, in table order.
     pub fn iter(&self) -> impl Iterator<Item = &BucketSlot<V>> {
         self.slots.iter().filter(|s| s.start != EMPTY)
@@ -119,6 +133,8 @@ impl<V: Copy + Default> BucketTable<V> {
         } else if self.len > 0 {
             self.slots.fill(BucketSlot::vacant());
             self.len = 0;
+            self.keys = (i64::MAX, i64::MIN);
+            self.starts = (i64::MAX, i64::MIN);
         }
     }
 }

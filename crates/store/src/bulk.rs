@@ -83,14 +83,6 @@ impl BulkRecords {
         }
     }
 
-    /// The (key, record) pairs in key order.
-    pub fn sorted(&mut self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.sort();
-        self.entries
-            .iter()
-            .map(|entry| (self.key(entry), self.record(entry)))
-    }
-
     /// Writes the records, sorted, into a new table file at `path` and syncs it: merge
     /// operands, or puts that replace what the store holds.
     pub fn write_table(&mut self, path: &Path, mode: CommitMode) -> StoreResult<()> {

@@ -8,7 +8,7 @@ use tessera_core::{AggState, Aggregation, Item, NumericSummary, StartCache};
 use crate::bucket_table::{BucketSlot, BucketTable};
 use crate::error::{invalid_batch, StoreResult};
 use crate::key::{bucket_key, check_group_keys, int_key_part, push_int_part, push_text_part};
-use crate::layout::{SeriesLayout, ValueKind};
+use crate::layout::{Layout, SeriesLayout, ValueKind};
 use tessera_core::aggregation::FoldInput;
 use tessera_core::hint::prefetch;
 
@@ -198,9 +198,125 @@ pub struct PendingDelta {
     interned: FxHashMap<Vec<u8>, u32>,
     interned_bytes: Vec<Vec<u8>>,
     rows: u64,
-    /// The summaries of one layout being sorted for a commit, kept between commits so
-    /// each commit does not fault in fresh pages for it.
-    sort_scratch: Vec<BucketSlot<NumericSummary>>,
+    /// The buffers of the sorts a commit makes, kept between commits so each commit does
+    /// not fault in fresh pages for them.
+    sort_scratch: SortScratch,
+}
+
+/// Receives the buckets of a delta in key order, layout by layout
+/// ([`PendingDelta::emit_sorted`]).
+pub(crate) trait BucketSink {
+    /// The buckets of `layout` of `series` follow.
+    fn layout(&mut self, series: &SeriesLayout, layout: &Layout);
+    /// One bucket: its key, the group key inside it, its start, and its record (`None`
+    /// when its rows held no value).
+    fn bucket(&mut self, key: &[u8], group_key: &[u8], start: i64, record: Option<&[u8]>);
+}
+
+/// The buffers of [`PendingDelta::emit_sorted`]'s sorts.
+#[derive(Default)]
+struct SortScratch {
+    /// Summaries with their place in key order (see `sort_int_summaries`), and the
+    /// second buffer of their radix sort.
+    placed: Vec<(u64, NumericSummary)>,
+    radix: Vec<(u64, NumericSummary)>,
+    /// Summaries of other keys, sorted by value.
+    slots: Vec<BucketSlot<NumericSummary>>,
+}
+
+/// How a place packs a (key, bucket start): `(key - min_key) * buckets + (start -
+/// min_start) / size`.
+#[derive(Clone, Copy)]
+struct Packing {
+    min_key: i64,
+    min_start: i64,
+    size: i64,
+    buckets: u64,
+}
+
+impl Packing {
+    #[inline]
+    fn place(&self, key: i64, start: i64) -> u64 {
+        let bucket = (start as i128 - self.min_start as i128) as u64 / self.size as u64;
+        (key as i128 - self.min_key as i128) as u64 * self.buckets + bucket
+    }
+
+    #[inline]
+    fn key_and_start(&self, place: u64) -> (i64, i64) {
+        let key = (self.min_key as i128 + (place / self.buckets) as i128) as i64;
+        let start =
+            (self.min_start as i128 + ((place % self.buckets) * self.size as u64) as i128) as i64;
+        (key, start)
+    }
+}
+
+impl SortScratch {
+    /// The summaries of `table` (single-integer keys) in key order: by key, then bucket
+    /// start. When its keys and buckets span a range whose product fits 64 bits (the usual
+    /// case: a spill or a commit covers some thousands of keys over some days), each
+    /// (key, start) is packed into one integer and the (place, summary) pairs are
+    /// radix-sorted, a few sequential passes instead of a comparison sort of the slots;
+    /// otherwise the slots are sorted by comparison. Returns the packing used, or `None`
+    /// when the sorted slots are in `self.slots`.
+    fn sort_int_summaries(
+        &mut self,
+        table: &BucketTable<NumericSummary>,
+        size_ms: i64,
+    ) -> Option<Packing> {
+        self.placed.clear();
+        self.slots.clear();
+        let ((kmin, kmax), (smin, smax)) = table.bounds()?;
+        // Every start of a layout's table is one of its bucket edges (`BucketSpan::start_of`),
+        // so `(start - smin) / size` is exact.
+        let size = size_ms.max(1);
+        let keys = (kmax as i128 - kmin as i128) as u128 + 1;
+        let buckets = (smax as i128 - smin as i128) as u128 / size as u128 + 1;
+        if keys * buckets > u128::from(u64::MAX) {
+            self.slots.extend(table.iter().copied());
+            self.slots.sort_unstable_by_key(|s| (s.key, s.start));
+            return None;
+        }
+        let packing = Packing {
+            min_key: kmin,
+            min_start: smin,
+            size,
+            buckets: buckets as u64,
+        };
+        let top = keys * buckets - 1;
+        let bits = (u128::BITS - top.leading_zeros()).max(1);
+        // As few passes as digits of at most 11 bits (2,048 counters) allow.
+        let passes = bits.div_ceil(11);
+        let digit_bits = bits.div_ceil(passes);
+        let mut counts = vec![[0usize; 1 << 11]; passes as usize];
+        let mask = (1u64 << digit_bits) - 1;
+        self.placed.extend(table.iter().map(|s| {
+            debug_assert_eq!((s.start as i128 - smin as i128) % size as i128, 0);
+            let place = packing.place(s.key, s.start);
+            for (pass, count) in counts.iter_mut().enumerate() {
+                count[((place >> (pass as u32 * digit_bits)) & mask) as usize] += 1;
+            }
+            (place, s.value)
+        }));
+        self.radix.clear();
+        self.radix
+            .resize(self.placed.len(), (0, NumericSummary::default()));
+        for (pass, count) in counts.iter_mut().enumerate() {
+            let shift = pass as u32 * digit_bits;
+            let mut sum = 0;
+            for offset in count.iter_mut() {
+                let n = *offset;
+                *offset = sum;
+                sum += n;
+            }
+            for &entry in &self.placed {
+                let digit = ((entry.0 >> shift) & mask) as usize;
+                self.radix[count[digit]] = entry;
+                count[digit] += 1;
+            }
+            std::mem::swap(&mut self.placed, &mut self.radix);
+        }
+        Some(packing)
+    }
 }
 
 /// What [`PendingDelta::write_records`] wrote.
@@ -255,26 +371,53 @@ impl PendingDelta {
         &mut self,
         series: &[SeriesLayout],
         with_empty: bool,
-        mut emit: impl FnMut(&[u8], Option<&[u8]>),
+        emit: impl FnMut(&[u8], Option<&[u8]>),
     ) -> RecordsWritten {
-        let mut written = RecordsWritten::default();
-        let mut slots = std::mem::take(&mut self.sort_scratch);
+        struct Adapter<F> {
+            emit: F,
+            written: RecordsWritten,
+        }
+        impl<F: FnMut(&[u8], Option<&[u8]>)> BucketSink for Adapter<F> {
+            fn layout(&mut self, _: &SeriesLayout, _: &Layout) {}
+            fn bucket(&mut self, key: &[u8], _: &[u8], _: i64, record: Option<&[u8]>) {
+                if let Some(record) = record {
+                    self.written.buckets += 1;
+                    self.written.bytes += (key.len() + record.len()) as u64;
+                }
+                (self.emit)(key, record);
+            }
+        }
+        let mut adapter = Adapter {
+            emit,
+            written: RecordsWritten::default(),
+        };
+        self.emit_sorted(series, with_empty, &mut adapter);
+        adapter.written
+    }
+
+    /// Hands every touched bucket to `sink`, one (series, layout) after another (series
+    /// by number, layouts in the series' order), each layout's buckets in key order;
+    /// with `with_empty`, the buckets whose rows held no value too, as `None`.
+    pub(crate) fn emit_sorted(
+        &mut self,
+        series: &[SeriesLayout],
+        with_empty: bool,
+        sink: &mut impl BucketSink,
+    ) {
+        let mut scratch = std::mem::take(&mut self.sort_scratch);
         let (mut key, mut group_key, mut record) = (
             Vec::with_capacity(64),
             Vec::with_capacity(32),
             Vec::with_capacity(256),
         );
-        let mut emit_one = |series: &SeriesLayout,
+        let mut emit_one = |sink: &mut _,
+                            series: &SeriesLayout,
                             size_ms: i64,
                             group_key: &[u8],
                             start: i64,
                             record: Option<&[u8]>| {
             bucket_key(&mut key, series.number, group_key, size_ms, start);
-            if let Some(record) = record {
-                written.buckets += 1;
-                written.bytes += (key.len() + record.len()) as u64;
-            }
-            emit(&key, record);
+            BucketSink::bucket(sink, &key, group_key, start, record);
         };
         let interned_bytes = &self.interned_bytes;
         let mut order: Vec<usize> = (0..self.layouts.len().min(series.len())).collect();
@@ -282,13 +425,19 @@ impl PendingDelta {
         for index in order {
             let series = &series[index];
             for (layout, delta) in series.layouts.iter().zip(&mut self.layouts[index]) {
+                if delta.bucket_count() == 0 {
+                    continue;
+                }
+                sink.layout(series, layout);
                 let size_ms = layout.span.size_ms();
                 match delta {
                     LayoutDelta::Summaries { ints, interned } => {
-                        let mut write = |slot: &BucketSlot<NumericSummary>, group_key: &[u8]| {
+                        let mut write = |sink: &mut _,
+                                         slot: &BucketSlot<NumericSummary>,
+                                         group_key: &[u8]| {
                             if slot.value.is_empty() {
                                 if with_empty {
-                                    emit_one(series, size_ms, group_key, slot.start, None);
+                                    emit_one(sink, series, size_ms, group_key, slot.start, None);
                                 }
                                 return;
                             }
@@ -301,25 +450,37 @@ impl PendingDelta {
                                     slot.value.encode_state(&rule.aggregation, &mut record);
                                 }
                             }
-                            emit_one(series, size_ms, group_key, slot.start, Some(&record));
+                            emit_one(sink, series, size_ms, group_key, slot.start, Some(&record));
                         };
-                        slots.clear();
-                        slots.extend(ints.iter().copied());
-                        slots.sort_unstable_by_key(|s| (s.key, s.start));
-                        for slot in &slots {
-                            group_key.clear();
-                            push_int_part(&mut group_key, slot.key);
-                            write(slot, &group_key);
+                        // Integer keys.
+                        match scratch.sort_int_summaries(ints, size_ms) {
+                            Some(packing) => {
+                                for &(place, value) in &scratch.placed {
+                                    let (key, start) = packing.key_and_start(place);
+                                    let slot = BucketSlot { key, start, value };
+                                    group_key.clear();
+                                    push_int_part(&mut group_key, key);
+                                    write(sink, &slot, &group_key);
+                                }
+                            }
+                            None => {
+                                for slot in &scratch.slots {
+                                    group_key.clear();
+                                    push_int_part(&mut group_key, slot.key);
+                                    write(sink, slot, &group_key);
+                                }
+                            }
                         }
+                        let slots = &mut scratch.slots;
                         slots.clear();
                         slots.extend(interned.iter().copied());
                         slots.sort_unstable_by(|a, b| {
                             interned_order(interned_bytes, a.key as u32, b.key as u32)
                                 .then(a.start.cmp(&b.start))
                         });
-                        for slot in &slots {
+                        for slot in slots.iter() {
                             let bytes = &interned_bytes[slot.key as usize];
-                            write(slot, bytes);
+                            write(sink, slot, bytes);
                         }
                         slots.clear();
                     }
@@ -374,7 +535,7 @@ impl PendingDelta {
                             if states.iter().all(AggState::is_empty) {
                                 if with_empty {
                                     group_key_of(interned_bytes, token, &mut group_key);
-                                    emit_one(series, size_ms, &group_key, start, None);
+                                    emit_one(sink, series, size_ms, &group_key, start, None);
                                 }
                                 continue;
                             }
@@ -385,14 +546,19 @@ impl PendingDelta {
                                 .iter_mut()
                                 .for_each(|state| state.encode_compacting(&mut record));
                             group_key_of(interned_bytes, token, &mut group_key);
-                            emit_one(series, size_ms, &group_key, start, Some(&record));
+                            emit_one(sink, series, size_ms, &group_key, start, Some(&record));
                         }
                     }
                 }
             }
         }
-        self.sort_scratch = slots;
-        written
+        self.sort_scratch = scratch;
+    }
+
+    /// Swaps the buffers of the sorts with `other`'s (a backfill hands its one set to
+    /// whichever delta it spills next).
+    pub(crate) fn swap_sort_scratch(&mut self, other: &mut PendingDelta) {
+        std::mem::swap(&mut self.sort_scratch, &mut other.sort_scratch);
     }
 
     /// Forgets everything, keeping the allocations for the next round.
@@ -795,5 +961,54 @@ pub(crate) fn fold_value(
         }
         // validate() and SeriesLayout::new() rule out every other pairing.
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The (key, start, count) of every slot, in the order `sort_int_summaries` gives.
+    fn sorted(table: &BucketTable<NumericSummary>, size_ms: i64) -> Vec<(i64, i64, u64)> {
+        let mut scratch = SortScratch::default();
+        match scratch.sort_int_summaries(table, size_ms) {
+            Some(packing) => scratch
+                .placed
+                .iter()
+                .map(|&(place, value)| {
+                    let (key, start) = packing.key_and_start(place);
+                    (key, start, value.count())
+                })
+                .collect(),
+            None => scratch
+                .slots
+                .iter()
+                .map(|s| (s.key, s.start, s.value.count()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn integer_keys_come_in_key_order_packed_or_compared() {
+        let size = 3_600_000;
+        let mut x = 11u64;
+        // Keys and starts spanning small ranges (packed into places, radix-sorted), and
+        // ranges too wide to pack (compared), negative keys and starts included.
+        for (key_range, bucket_range) in [(1_000i64, 30i64), (300_000, 200), (i64::MAX, 5)] {
+            let mut table = BucketTable::<NumericSummary>::default();
+            let mut expected = std::collections::BTreeMap::new();
+            for _ in 0..20_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let key = (x % key_range as u64) as i64 - key_range / 2;
+                let start = ((x >> 40) % bucket_range as u64) as i64 * size - 5 * size;
+                table.entry(key, start).0.update(1.0);
+                *expected.entry((key, start)).or_insert(0u64) += 1;
+            }
+            let want: Vec<_> = expected.into_iter().map(|((k, s), n)| (k, s, n)).collect();
+            assert_eq!(sorted(&table, size), want, "keys over {key_range}");
+        }
+        assert!(sorted(&BucketTable::default(), size).is_empty());
     }
 }
