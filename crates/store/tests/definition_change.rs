@@ -53,13 +53,18 @@ fn open(dir: &std::path::Path, rules: Vec<RuleSpec>, now: i64) -> (BucketStore, 
 
 /// Commits rows (key 1) at the given times with the given values.
 fn commit(store: &mut BucketStore, rows: &[(i64, f64)]) {
+    commit_to(store, "s", rows);
+}
+
+/// Commits rows (key 1) to the series `series_id`.
+fn commit_to(store: &mut BucketStore, series_id: &str, rows: &[(i64, f64)]) {
     let keys = vec![1.0; rows.len()];
     let ts: Vec<f64> = rows.iter().map(|r| r.0 as f64).collect();
     let values: Vec<f64> = rows.iter().map(|r| r.1).collect();
     store
         .commit_batches(
             &[SeriesBatch {
-                series_id: "s",
+                series_id,
                 keys: vec![KeyColumn::Ints(&keys)],
                 timestamps_ms: &ts,
                 values: ValueColumn::Numbers(&values),
@@ -555,23 +560,7 @@ fn a_series_stored_under_a_former_id_is_adopted_with_its_buckets_and_coverage() 
     old.id = "former".into();
     {
         let (mut store, _) = BucketStore::open(dir.path(), vec![old], at(T0)).unwrap();
-        let keys = vec![1.0; rows.len()];
-        let ts: Vec<f64> = rows.iter().map(|r| r.0 as f64).collect();
-        let values: Vec<f64> = rows.iter().map(|r| r.1).collect();
-        store
-            .commit_batches(
-                &[SeriesBatch {
-                    series_id: "former",
-                    keys: vec![KeyColumn::Ints(&keys)],
-                    timestamps_ms: &ts,
-                    values: ValueColumn::Numbers(&values),
-                    by: None,
-                    selection: None,
-                }],
-                CommitRecords::default(),
-                CommitMode::Merge,
-            )
-            .unwrap();
+        commit_to(&mut store, "former", &rows);
     }
     let now = T0 + 30 * 60_000;
     let described = DescribedSeries {
