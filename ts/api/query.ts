@@ -209,6 +209,10 @@ interface OutputPlan {
   }[];
   /** For each output: its group and its position among the group's reads. */
   readonly slots: readonly { readonly group: number; readonly read: number }[];
+  /** Each group's output names, by read index. */
+  readonly readOutputs: readonly (readonly string[])[];
+  /** Whether any output has a continuous buffer (most plans: none). */
+  readonly buffered: boolean;
 }
 
 /** The input keys as columns. */
@@ -296,11 +300,9 @@ export class QueryPlanner {
     });
     return {
       queries,
-      buffered: bufferedNeeds(plan, input),
+      buffered: plan.buffered ? bufferedNeeds(plan, input) : [],
       rows: input.length,
-      readOutputs: plan.groups.map((g) =>
-        g.outputIndexes.map((i) => plan.outputs[i]?.info.canonical ?? ''),
-      ),
+      readOutputs: plan.readOutputs,
       finish: (results) => assemble(plan, input, results, explain),
     };
   }
@@ -350,6 +352,8 @@ export class QueryPlanner {
       infos: Object.freeze(outputs.map((o) => o.info)),
       groups,
       slots,
+      readOutputs: groups.map((g) => g.outputIndexes.map((i) => outputs[i]?.info.canonical ?? '')),
+      buffered: outputs.some((o) => o.bufferMs > 0),
     };
     this.plans.set(output, plan);
     if (names !== null) {

@@ -157,22 +157,31 @@ impl BucketStore {
         });
         let mut merger = BucketMerger::new(self);
         let mut group_key = Vec::with_capacity(32);
-        let mut bounds: Vec<ReadBounds> = Vec::new();
+        // Which buckets each read takes is the same for every key.
+        let group_bounds: Vec<Vec<ReadBounds>> = groups
+            .groups
+            .iter()
+            .map(|group| {
+                group
+                    .reads
+                    .iter()
+                    .map(|read| ReadBounds {
+                        position: read.position,
+                        first_start: read.first_start,
+                        before: read.buckets_before,
+                    })
+                    .collect()
+            })
+            .collect();
         for row in 0..rows {
             if !encode_key_row(keys, row, &mut group_key)? {
                 // A null key has no data: every value stays Null.
                 continue;
             }
-            for group in &groups.groups {
+            for (group, bounds) in groups.groups.iter().zip(&group_bounds) {
                 let series = &self.series[group.series];
                 let layout = &series.layouts[group.layout];
                 let size = layout.span.size_ms();
-                bounds.clear();
-                bounds.extend(group.reads.iter().map(|read| ReadBounds {
-                    position: read.position,
-                    first_start: read.first_start,
-                    before: read.buckets_before,
-                }));
                 merger.merge(
                     series,
                     layout,
@@ -180,7 +189,7 @@ impl BucketStore {
                     (group.first_start, group.last_start),
                     wall,
                     group.states_read,
-                    &bounds,
+                    bounds,
                 )?;
                 let accumulators = &mut merger.accumulators;
                 if let Some(e) = explanations.as_mut() {
