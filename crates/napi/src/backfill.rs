@@ -9,6 +9,7 @@ use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
 use tessera_store::{
     Backfill, BackfillLayout, BackfillOptions, BackfillRange, BackfillReport, BackfillRunRecord,
+    TileTarget,
 };
 
 use crate::conversions::{read_time, series_batches, window_reads};
@@ -43,6 +44,12 @@ pub struct BackfillRunOptions {
     /// Buckets folded in memory before they are written out to a table file (default
     /// 1,048,576).
     pub spill_buckets: Option<u32>,
+    /// Replace the range in the store (default true).
+    pub online: Option<bool>,
+    /// Write offline tiles of the range into this directory.
+    pub tile_dir: Option<String>,
+    /// With `tileDir`: record a tile for a layout the run had no rows for.
+    pub allow_empty_tiles: Option<bool>,
 }
 
 /// What a backfill wrote.
@@ -59,6 +66,10 @@ pub struct BackfillReportOutput {
     pub table_files: f64,
     /// Rows skipped because their time lies outside the run's range.
     pub rows_outside_range: f64,
+    /// Offline tiles recorded.
+    pub tiles_written: f64,
+    /// Rows of those tiles: one per (rule, group key, bucket).
+    pub tile_rows: f64,
 }
 
 /// The record of one run of a scheduled backfill job.
@@ -130,6 +141,8 @@ fn report_output(report: BackfillReport) -> BackfillReportOutput {
         spills: report.spills as f64,
         table_files: report.table_files as f64,
         rows_outside_range: report.rows_outside_range as f64,
+        tiles_written: report.tiles_written as f64,
+        tile_rows: report.tile_rows as f64,
     }
 }
 
@@ -192,8 +205,26 @@ impl NativeEngine {
             })
             .collect::<napi::Result<Vec<_>>>()?;
         let mut run_options = BackfillOptions::default();
-        if let Some(spill) = options.and_then(|o| o.spill_buckets) {
-            run_options.spill_buckets = spill.max(1) as usize;
+        if let Some(options) = options {
+            if let Some(spill) = options.spill_buckets {
+                run_options.spill_buckets = spill.max(1) as usize;
+            }
+            run_options.online = options.online.unwrap_or(true);
+            match options.tile_dir {
+                Some(dir) => {
+                    run_options.tiles = Some(TileTarget {
+                        dir: dir.into(),
+                        allow_empty: options.allow_empty_tiles.unwrap_or(false),
+                    });
+                }
+                None if options.allow_empty_tiles.is_some() => {
+                    return Err(js_error(
+                        "INVALID_BATCH",
+                        "allowEmptyTiles applies to offline tiles; give tileDir too",
+                    ));
+                }
+                None => {}
+            }
         }
         let run = reading(&self.store, |store| {
             store

@@ -157,7 +157,7 @@ fn run_queries(
 }
 
 /// The boundary's answer to a window read: numbers and lists per cell, explanations.
-fn query_result(
+pub(crate) fn query_result(
     values: Vec<tessera_core::AggValue>,
     explanations: Option<Vec<tessera_store::Explanation>>,
     reads: usize,
@@ -188,7 +188,7 @@ fn query_result(
 }
 
 /// The times of point reads, as whole ms.
-fn point_times(times: &[f64]) -> napi::Result<Vec<i64>> {
+pub(crate) fn point_times(times: &[f64]) -> napi::Result<Vec<i64>> {
     times
         .iter()
         .enumerate()

@@ -17,6 +17,7 @@ mod messages;
 mod objects;
 mod read_only;
 mod tasks;
+mod tiles;
 
 pub use backfill::*;
 #[cfg(feature = "fold-ceiling")]
@@ -27,3 +28,4 @@ pub use engine::*;
 pub use messages::*;
 pub use objects::*;
 pub use tasks::StoreTask;
+pub use tiles::*;

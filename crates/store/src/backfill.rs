@@ -36,6 +36,7 @@ use crate::fold::{BucketSink, PendingDelta, SeriesBatch};
 use crate::key::bucket_key;
 use crate::layout::{Layout, SeriesLayout};
 use crate::store::BucketStore;
+use crate::tiles::{commit_tiles, staging_dir, TilePart, TileSink, TileTarget, TiledLayout};
 
 /// The directory, inside the store's, where backfills stage their table files.
 pub(crate) const BACKFILL_DIR: &str = "backfill";
@@ -60,16 +61,22 @@ pub struct BackfillRange {
 }
 
 /// How a backfill runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BackfillOptions {
     /// Buckets folded in memory before they are written out to a table file.
     pub spill_buckets: usize,
+    /// Replace the range in the store (the online target).
+    pub online: bool,
+    /// Write offline tiles of the range there too (`tiles.rs`).
+    pub tiles: Option<TileTarget>,
 }
 
 impl Default for BackfillOptions {
     fn default() -> Self {
         Self {
             spill_buckets: 1 << 20,
+            online: true,
+            tiles: None,
         }
     }
 }
@@ -91,6 +98,11 @@ pub struct BackfillReport {
     /// Rows skipped because their time lies outside the run's range (summed over the
     /// series they fed).
     pub rows_outside_range: u64,
+    /// Offline tiles recorded (one per layout with rows, or per layout with
+    /// `allow_empty`).
+    pub tiles_written: u64,
+    /// Rows of those tiles: one per (rule, group key, bucket).
+    pub tile_rows: u64,
 }
 
 impl BucketStore {
@@ -150,6 +162,11 @@ impl BucketStore {
         ranges: &[BackfillRange],
         options: BackfillOptions,
     ) -> StoreResult<Backfill> {
+        if !options.online && options.tiles.is_none() {
+            return Err(invalid_batch(
+                "a backfill writes the store, offline tiles or both; this one writes neither",
+            ));
+        }
         let mut sizes: HashMap<&str, Vec<i64>> = HashMap::new();
         for range in ranges {
             if range.end_ms < range.start_ms {
@@ -187,12 +204,17 @@ impl BucketStore {
                 (range.start_ms, range.end_ms),
             );
         }
-        let dir = self.path.join(BACKFILL_DIR).join(format!(
+        let run = format!(
             "run-{}-{}",
             std::process::id(),
             self.backfills_started
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
+        );
+        let dir = self.path.join(BACKFILL_DIR).join(&run);
+        let tile_staging = match &options.tiles {
+            Some(target) => Some(staging_dir(target, &run)?),
+            None => None,
+        };
         std::fs::create_dir_all(&dir).map_err(|e| {
             StoreError::new(
                 StoreErrorKind::Storage,
@@ -213,6 +235,10 @@ impl BucketStore {
             spilling: None,
             spill_buckets: options.spill_buckets.max(1),
             ranges: ranges.to_vec(),
+            online: options.online,
+            tiles: options.tiles,
+            tile_staging,
+            tile_parts: Vec::new(),
             deletions: Vec::new(),
             data: Vec::new(),
             report: BackfillReport::default(),
@@ -249,6 +275,12 @@ pub struct Backfill {
     report: BackfillReport,
     /// The layouts' ranges, for the coverage records once the run is in.
     ranges: Vec<BackfillRange>,
+    /// Whether the run replaces its ranges in the store.
+    online: bool,
+    /// Where it writes offline tiles, and the directory it stages their files in.
+    tiles: Option<TileTarget>,
+    tile_staging: Option<PathBuf>,
+    tile_parts: Vec<TilePart>,
 }
 
 type Bounds = HashMap<(u32, i64), (i64, i64)>;
@@ -265,6 +297,10 @@ struct SpillJob {
     previous: SpillKeys,
     /// A set to fill with this spill's group keys.
     seen: SpillKeys,
+    /// Whether the spill writes table files for the store.
+    online: bool,
+    /// Where it writes its tile files, for an offline target.
+    tiles: Option<PathBuf>,
 }
 
 /// What a spill wrote, and its buffers back.
@@ -280,6 +316,7 @@ struct SpillDone {
     buckets_written: u64,
     bytes_written: u64,
     key_ranges_cleared: u64,
+    tile_parts: Vec<TilePart>,
 }
 
 impl Backfill {
@@ -385,6 +422,8 @@ impl Backfill {
             number,
             previous,
             seen: std::mem::take(&mut self.spare_keys),
+            online: self.online,
+            tiles: self.tile_staging.clone(),
         };
         if background {
             self.spilling = Some(std::thread::spawn(move || write_spill(job)));
@@ -414,6 +453,7 @@ impl Backfill {
         self.report.buckets_written += done.buckets_written;
         self.report.bytes_written += done.bytes_written;
         self.report.key_ranges_cleared += done.key_ranges_cleared;
+        self.tile_parts.extend(done.tile_parts);
         self.spare = done.delta;
         self.previous_keys = done.seen.unwrap_or_default();
         self.spare_keys = done.previous.unwrap_or_default();
@@ -423,6 +463,31 @@ impl Backfill {
     /// atomic step. Consumes the backfill; its directory is removed either way.
     pub fn finish(mut self, store: &BucketStore) -> StoreResult<BackfillReport> {
         self.spill(false)?;
+        if let Some(target) = &self.tiles {
+            let layouts = self
+                .ranges
+                .iter()
+                .filter_map(|r| {
+                    let series = &self.series[*self.by_id.get(&r.series_id)?];
+                    Some(TiledLayout {
+                        series,
+                        bucket_size_ms: r.bucket_size_ms,
+                        start_ms: r.start_ms,
+                        end_ms: r.end_ms,
+                    })
+                })
+                .collect::<Vec<_>>();
+            self.report.tile_rows = self.tile_parts.iter().map(|p| p.rows).sum();
+            self.report.tiles_written = commit_tiles(
+                target,
+                &layouts,
+                &self.tile_parts,
+                store.options.clock.now_ms(),
+            )?;
+        }
+        if !self.online {
+            return Ok(self.report);
+        }
         let mut files: Vec<PathBuf> = std::mem::take(&mut self.deletions);
         files.append(&mut self.data);
         self.report.table_files = files.len() as u64;
@@ -667,6 +732,8 @@ fn write_spill(job: SpillJob) -> StoreResult<SpillDone> {
         number,
         previous,
         mut seen,
+        online,
+        tiles,
     } = job;
     let options = table_file_options();
     seen.values_mut().for_each(KeySet::clear);
@@ -689,11 +756,27 @@ fn write_spill(job: SpillJob) -> StoreResult<SpillDone> {
         done: SpillDone::default(),
         error: None,
     };
-    delta.emit_sorted(&series, true, &mut writer);
+    let mut tile_sink = tiles
+        .as_deref()
+        .map(|dir| TileSink::new(&bounds, dir, number));
+    {
+        let mut sinks = Sinks {
+            online: online.then_some(&mut writer),
+            tiles: tile_sink.as_mut(),
+        };
+        delta.emit_sorted(&series, true, &mut sinks);
+    }
     if let Some(error) = writer.error.take() {
         return Err(error);
     }
     writer.close_layout()?;
+    if let Some(mut sink) = tile_sink {
+        if let Some(error) = sink.error.take() {
+            return Err(error);
+        }
+        sink.close_layout()?;
+        writer.done.tile_parts = std::mem::take(&mut sink.parts);
+    }
     let seen = std::mem::take(&mut writer.seen);
     let mut done = std::mem::take(&mut writer.done);
     drop(writer);
@@ -704,6 +787,32 @@ fn write_spill(job: SpillJob) -> StoreResult<SpillDone> {
     Ok(done)
 }
 
+/// The sinks a spill writes to: the store's table files, offline tiles, or both.
+struct Sinks<'s, 'a, 'b> {
+    online: Option<&'s mut SpillWriter<'a>>,
+    tiles: Option<&'s mut TileSink<'b>>,
+}
+
+impl BucketSink for Sinks<'_, '_, '_> {
+    fn layout(&mut self, series: &SeriesLayout, layout: &Layout) {
+        if let Some(w) = self.online.as_deref_mut() {
+            w.layout(series, layout);
+        }
+        if let Some(t) = self.tiles.as_deref_mut() {
+            t.layout(series, layout);
+        }
+    }
+
+    fn bucket(&mut self, key: &[u8], group_key: &[u8], start: i64, record: Option<&[u8]>) {
+        if let Some(w) = self.online.as_deref_mut() {
+            w.bucket(key, group_key, start, record);
+        }
+        if let Some(t) = self.tiles.as_deref_mut() {
+            t.bucket(key, group_key, start, record);
+        }
+    }
+}
+
 impl Drop for Backfill {
     fn drop(&mut self) {
         if let Some(handle) = self.spilling.take() {
@@ -711,6 +820,9 @@ impl Drop for Backfill {
         }
         // Ingested files were moved (hard-linked): the store has its own now.
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(staging) = &self.tile_staging {
+            let _ = std::fs::remove_dir_all(staging);
+        }
     }
 }
 

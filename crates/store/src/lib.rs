@@ -22,6 +22,7 @@ mod retention;
 pub mod runs;
 mod sources;
 pub mod store;
+pub mod tiles;
 
 pub use backfill::{Backfill, BackfillLayout, BackfillOptions, BackfillRange, BackfillReport};
 pub use buffer::BufferPlan;
@@ -43,3 +44,7 @@ pub use reads::{
 };
 pub use runs::BackfillRunRecord;
 pub use store::{BucketStore, DescribedSeries, OpenReport, SeriesChange};
+pub use tiles::{
+    TileEntry, TileManifest, TilePointAnswer, TileTarget, UncoveredWindow, TILE_FORMAT_VERSION,
+    TILE_MANIFEST, TILE_SCHEMA,
+};

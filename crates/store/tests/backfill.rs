@@ -229,6 +229,7 @@ fn random_backfills_replace_per_key_and_bucket_and_later_runs_win() {
                     &ranges,
                     BackfillOptions {
                         spill_buckets: spill,
+                        ..BackfillOptions::default()
                     },
                 )
                 .unwrap();
@@ -313,7 +314,13 @@ fn an_unfinished_backfill_leaves_the_old_state_and_its_files_go_at_the_next_open
         .backfill_ranges(&layouts, Some(NOW - DAY), Some(NOW))
         .unwrap();
     let mut run = store
-        .begin_backfill(&ranges, BackfillOptions { spill_buckets: 1 })
+        .begin_backfill(
+            &ranges,
+            BackfillOptions {
+                spill_buckets: 1,
+                ..BackfillOptions::default()
+            },
+        )
         .unwrap();
     let new: Vec<Row> = vec![(1, NOW - 4 * HOUR, 10.0), (2, NOW - 2 * HOUR, 1.0)];
     let (k, t, v) = columns(&new);
