@@ -63,15 +63,15 @@ describe('schedule times', () => {
     );
   });
 
-  it("refuses target 'offline' and bad schedules by name", () => {
+  it('refuses options that do not apply and bad schedules by name', () => {
     expect(() =>
       ScheduledAggregateBackfill({
         name: 'tiles',
         features: ['user.total'],
         schedule: '0 0 * * *',
-        target: 'offline',
+        allowEmptyTiles: true,
       }),
-    ).toThrow(/tiles: target 'offline' writes offline tiles, which this version/);
+    ).toThrow("ScheduledAggregateBackfill tiles: allowEmptyTiles applies to target 'offline'");
     expect(() =>
       ScheduledAggregateBackfill({ name: 'bad', features: ['user.total'], schedule: '61 * * * *' }),
     ).toThrow(InvalidOptionError);

@@ -338,10 +338,10 @@ describe('point-in-time queries', () => {
       await expect(
         tessera.offlineQuery({
           ...base,
-          plannerOptions: { useMaterializedOfflineQuery: true, useTileStore: true },
+          plannerOptions: { useTileStore: true },
         }),
       ).rejects.toThrow(
-        /useTileStore reads offline tiles, and this version of Tessera has no tile store/,
+        'offlineQuery: plannerOptions.useTileStore reads the materialized windows from offline tiles; give useMaterializedOfflineQuery: true with it',
       );
       await expect(
         tessera.offlineQuery({

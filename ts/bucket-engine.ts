@@ -32,6 +32,8 @@ import {
   type SourcePositionInput,
   type StoreDescription,
   type StoredBucketOutput,
+  type TilePointQuery,
+  type TilePointResult,
   type WindowCoverageRecord,
   type WindowQuery,
   type WindowQueryResult,
@@ -152,6 +154,23 @@ export class BucketEngine {
    */
   queryPointsAsync(query: PointQuery): Promise<PointQueryResult> {
     return callAsync(() => this.inner.queryPointsAsync(query));
+  }
+
+  /**
+   * Reads windows for many keys, each at its own time, from the offline tiles of
+   * `tileDir`: the materialized mode's windows, merged from tiles instead of the store
+   * (docs/semantics.md section 11.5).
+   */
+  queryTilesAsync(query: TilePointQuery): Promise<TilePointResult> {
+    return callAsync(() => this.inner.queryTilesAsync(query));
+  }
+
+  /**
+   * For each layout: up to where the tiles of `tileDir` cover all its rules, or null when
+   * a rule has no tile.
+   */
+  tileCoveredEnd(tileDir: string, layouts: BackfillLayoutInput[]): (number | null)[] {
+    return call(() => this.inner.tileCoveredEnd(tileDir, layouts)).map((end) => end ?? null);
   }
 
   /**

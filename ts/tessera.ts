@@ -5,7 +5,7 @@
  * queries for many keys and many feature windows in one native round trip.
  */
 import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { InvalidOptionError, InvalidQueryError, InvalidRowsError } from './api/errors.js';
 import { ClassIngest, type IngestRows, type PreparedBatch, type SeriesFed } from './api/ingest.js';
 import { type OfflineQueryRequest, type OfflineQueryResult, offlineQuery } from './api/offline.js';
@@ -95,6 +95,12 @@ export interface TesseraOptions {
    * those of the features' `backfillSchedule`. See {@link Tessera.schedules}.
    */
   readonly scheduledBackfills?: readonly ScheduledAggregateBackfillJob[];
+  /**
+   * Where offline tiles are written and read (docs/semantics.md section 11.5), created
+   * when a backfill first writes one: a directory of its own, which may be on a shared
+   * mount (default: `tiles` inside the store directory).
+   */
+  readonly tileDirectory?: string;
 }
 
 /** Options of {@link Tessera.ingest}. */
@@ -181,6 +187,8 @@ export class Tessera {
   /** The online resolvers continuous buffers read from. */
   readonly onlineResolvers: readonly OnlineResolver[];
   private readonly declaredSchedules: readonly ScheduledAggregateBackfillJob[];
+  /** Where offline tiles are written and read. */
+  readonly tileDirectory: string;
   private scheduler: BackfillScheduler | undefined;
 
   private constructor(
@@ -192,8 +200,10 @@ export class Tessera {
     batchResolvers: readonly BatchResolver[],
     onlineResolvers: readonly OnlineResolver[],
     declaredSchedules: readonly ScheduledAggregateBackfillJob[],
+    tileDirectory: string,
   ) {
     this.path = path;
+    this.tileDirectory = tileDirectory;
     this.plan = plan;
     this.warnings = warnings;
     this.store = store;
@@ -231,6 +241,13 @@ export class Tessera {
     if (options.bulkCommitBuckets !== undefined)
       openOptions.bulkCommitBuckets = options.bulkCommitBuckets;
     if (options.clock !== undefined) openOptions.clockMs = toTimeMs(options.clock, 'clock');
+    if (
+      options.tileDirectory !== undefined &&
+      (typeof options.tileDirectory !== 'string' || options.tileDirectory.length === 0)
+    ) {
+      throw new InvalidOptionError('Tessera.open: tileDirectory must be a directory path');
+    }
+    const tileDirectory = resolve(options.tileDirectory ?? join(path, 'tiles'));
     const resolvers = checkedBatchResolvers(options.batchResolvers ?? [], plan);
     const online = checkedOnlineResolvers(options.onlineResolvers ?? [], plan, resolvers);
     const declared = options.scheduledBackfills ?? [];
@@ -252,6 +269,7 @@ export class Tessera {
       resolvers,
       online,
       Object.freeze([...declared]),
+      tileDirectory,
     );
   }
 
@@ -461,6 +479,7 @@ export class Tessera {
         planner: this.queries,
         engine: this.store,
         batchResolvers: this.batchResolvers,
+        tileDirectory: this.tileDirectory,
         classIngest: (ns) => this.classTarget(ns),
       },
       request,
@@ -550,6 +569,7 @@ export class Tessera {
       plan: this.plan,
       engine: this.store,
       resolvers: this.batchResolvers,
+      tileDirectory: this.tileDirectory,
       classIngest: (namespace: string) => this.classTarget(namespace),
     };
   }

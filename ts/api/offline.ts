@@ -15,6 +15,7 @@ import { resolversBatches } from '../batch/backfill.js';
 import { type BatchResolver, badRowText, selectedByTags } from '../batch/resolver.js';
 import type { BucketEngine } from '../bucket-engine.js';
 import type { SeriesBatchInput, WindowQuery, WindowQueryResult } from '../native.js';
+import { summarize } from '../planner/series-summary.js';
 import type { Plan } from '../planner/types.js';
 import { InvalidQueryError } from './errors.js';
 import type { ClassIngest } from './ingest.js';
@@ -33,7 +34,11 @@ export interface OfflinePlannerOptions {
    * value the store would serve at the time from complete data.
    */
   readonly alignOfflineChalkWindowWithMaterialization?: boolean;
-  /** Read offline tiles (not built yet: this version has no tile store). */
+  /**
+   * With `useMaterializedOfflineQuery`: merge the buckets from the offline tiles
+   * (docs/semantics.md section 11.5) instead of the store. A window whose buckets no tile
+   * covers is an error naming it.
+   */
   readonly useTileStore?: boolean;
 }
 
@@ -58,6 +63,8 @@ export interface OfflineContext {
   readonly planner: QueryPlanner;
   readonly engine: BucketEngine;
   readonly batchResolvers: readonly BatchResolver[];
+  /** Where offline tiles are read. */
+  readonly tileDirectory: string;
   classIngest(namespace: string): ClassIngest;
 }
 
@@ -99,12 +106,12 @@ export async function offlineQuery<const O extends readonly OutputRef[]>(
     }
   }
   const mode = modeOf(request.plannerOptions);
-  if (mode !== 'materialized' && request.explain === true) {
+  if (mode !== 'materialized' && mode !== 'tiles' && request.explain === true) {
     throw new InvalidQueryError(
       'offlineQuery: explain describes merged buckets, and a recompute from raw rows merges none; use it with plannerOptions.useMaterializedOfflineQuery',
     );
   }
-  if (mode === 'materialized' && request.tags !== undefined) {
+  if ((mode === 'materialized' || mode === 'tiles') && request.tags !== undefined) {
     throw new InvalidQueryError(
       'offlineQuery: tags choose the batch resolvers of a recompute from raw rows; the materialized mode reads the store',
     );
@@ -122,6 +129,30 @@ export async function offlineQuery<const O extends readonly OutputRef[]>(
       rows: result.rows.map((row, i) => ({ ...row, time: new Date(times[i] ?? Number.NaN) })),
     };
   };
+  if (mode === 'tiles') {
+    const results: WindowQueryResult[] = [];
+    for (const [q, query] of prepared.queries.entries()) {
+      const found = await engine.queryTilesAsync({
+        keys: query.keys,
+        timesMs: times,
+        reads: query.reads,
+        tileDir: context.tileDirectory,
+        ...(request.explain === true ? { explain: true } : {}),
+      });
+      const first = found.uncovered[0];
+      if (first !== undefined) {
+        const reads = query.reads.length;
+        const row = Math.floor(first.cell / reads);
+        const read = query.reads[first.cell % reads];
+        const output = prepared.readOutputs[q]?.[first.cell % reads] ?? '';
+        throw new InvalidQueryError(
+          `offline query: ${output} (${ruleText(context.plan, read?.seriesId, read?.rule)}) at ${iso(times[row] ?? Number.NaN)} (input row ${row}) needs buckets from ${iso(first.fromMs)} to ${iso(first.toMs)}, which no offline tile in ${context.tileDirectory} covers; ${found.uncovered.length === 1 ? '1 value of this query reaches' : `${found.uncovered.length} values of this query reach`} uncovered buckets (write tiles with tessera aggregate backfill --store-offline)`,
+        );
+      }
+      results.push(found.answer);
+    }
+    return finish(results);
+  }
   if (mode !== 'materialized') {
     const raw = await rawRows(context, prepared.queries, times, request.tags ?? []);
     const results: WindowQueryResult[] = [];
@@ -238,8 +269,19 @@ function iso(ms: number): string {
   return Number.isFinite(ms) ? new Date(ms).toISOString() : String(ms);
 }
 
-/** The mode the planner options ask for; refuses unknown options and the tile store. */
-function modeOf(options: OfflinePlannerOptions | undefined): 'exact' | 'aligned' | 'materialized' {
+/** A rule of the plan as `sum per 1d of transaction.amount by user_id`. */
+function ruleText(plan: Plan, seriesId: string | undefined, rule: number | undefined): string {
+  const series = plan.series.find((s) => s.id === seriesId);
+  if (series === undefined || rule === undefined) return `series ${seriesId ?? '?'}`;
+  const summary = summarize(series);
+  const name = summary.description.slice(0, summary.description.indexOf(':'));
+  return `rule ${summary.aggregations[rule] ?? rule} of ${name}`;
+}
+
+/** The mode the planner options ask for; refuses unknown options. */
+function modeOf(
+  options: OfflinePlannerOptions | undefined,
+): 'exact' | 'aligned' | 'materialized' | 'tiles' {
   const given = (options ?? {}) as Record<string, unknown>;
   const known = [
     'useMaterializedOfflineQuery',
@@ -255,9 +297,12 @@ function modeOf(options: OfflinePlannerOptions | undefined): 'exact' | 'aligned'
     }
   }
   if (given.useTileStore === true) {
-    throw new InvalidQueryError(
-      'offlineQuery: plannerOptions.useTileStore reads offline tiles, and this version of Tessera has no tile store',
-    );
+    if (given.useMaterializedOfflineQuery !== true) {
+      throw new InvalidQueryError(
+        'offlineQuery: plannerOptions.useTileStore reads the materialized windows from offline tiles; give useMaterializedOfflineQuery: true with it',
+      );
+    }
+    return 'tiles';
   }
   // The materialized mode is aligned to bucket edges by construction.
   if (given.useMaterializedOfflineQuery === true) return 'materialized';

@@ -87,7 +87,29 @@ export interface BackfillOptions {
   readonly spillBuckets?: number;
   /** Cancels the run: it stops reading, applies nothing, and rejects. */
   readonly signal?: AbortSignal;
+  /**
+   * Where the run writes (docs/semantics.md section 11.5): `'online'` (the default)
+   * replaces the range in the store; `'offline'` writes offline tiles of it instead,
+   * leaving the store as it is, and needs both bounds (or `afterTiles`); `'both'` does
+   * both from the same rows.
+   */
+  readonly target?: BackfillTarget;
+  /**
+   * Offline targets: record a tile for a layout the run found no rows for, so that its
+   * range counts as covered (with no data). Without it such a layout gets no tile.
+   */
+  readonly allowEmptyTiles?: boolean;
+  /**
+   * Offline targets: start where the tiles of the run's layouts end (the earliest such
+   * end), or at `lowerBound` (default: the engine clock minus retention) for a layout
+   * without tiles; the upper bound defaults as for the store. A scheduled offline
+   * backfill runs this way, adding one tile per run.
+   */
+  readonly afterTiles?: boolean;
 }
+
+/** Where a backfill writes: the store, offline tiles, or both. */
+export type BackfillTarget = 'online' | 'offline' | 'both';
 
 /** How far a run is. */
 export interface BackfillProgress {
@@ -128,6 +150,9 @@ export interface BackfillLayoutPlan {
 /** What a run does (`--plan`), before it reads anything. */
 export interface BackfillPlan {
   readonly features: readonly string[];
+  /** Where the run writes; with tiles, `tileDirectory` is where. */
+  readonly target: BackfillTarget;
+  readonly tileDirectory: string | null;
   readonly layouts: readonly BackfillLayoutPlan[];
   /** The range the resolvers are asked for: the union of the layouts' ranges. */
   readonly lowerBound: string;
@@ -171,6 +196,8 @@ export interface BackfillContext {
   readonly plan: Plan;
   readonly engine: BucketEngine;
   readonly resolvers: readonly BatchResolver[];
+  /** Where offline tiles are written (docs/semantics.md section 11.5). */
+  readonly tileDirectory: string;
   classIngest(namespace: string): ClassIngest;
 }
 
@@ -182,6 +209,9 @@ interface ResolvedRun {
   readonly resolvers: readonly BatchResolver[];
   readonly run: BatchRun;
   readonly tags: readonly string[];
+  readonly target: BackfillTarget;
+  readonly allowEmptyTiles: boolean;
+  readonly tileDirectory: string | null;
   /** Series rebuilt per namespace. */
   readonly seriesByNamespace: ReadonlyMap<string, ReadonlySet<string>>;
   /** The columns those series read, per namespace (what a SQL resolver selects). */
@@ -259,6 +289,9 @@ function resolveRun(context: BackfillContext, options: BackfillOptions): Resolve
     'onProgress',
     'spillBuckets',
     'signal',
+    'target',
+    'allowEmptyTiles',
+    'afterTiles',
   ]);
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw new InvalidOptionError(`backfill: unknown option '${key}'`);
@@ -269,7 +302,34 @@ function resolveRun(context: BackfillContext, options: BackfillOptions): Resolve
   if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) {
     throw new InvalidOptionError('backfill: tags must be a list of strings');
   }
-  const lower = optionalTime(options.lowerBound, 'lowerBound');
+  const target = options.target ?? 'online';
+  if (target !== 'online' && target !== 'offline' && target !== 'both') {
+    throw new InvalidOptionError(
+      `backfill: target must be 'online', 'offline' or 'both', got ${String(target)}`,
+    );
+  }
+  for (const flag of ['allowEmptyTiles', 'afterTiles'] as const) {
+    const value = options[flag];
+    if (value !== undefined && typeof value !== 'boolean') {
+      throw new InvalidOptionError(`backfill: ${flag} must be true or false`);
+    }
+    if (value !== undefined && target === 'online') {
+      throw new InvalidOptionError(
+        `backfill: ${flag} applies to offline tiles; give target 'offline' or 'both'`,
+      );
+    }
+  }
+  const afterTiles = options.afterTiles === true;
+  if (target !== 'online' && !afterTiles) {
+    for (const bound of ['lowerBound', 'upperBound'] as const) {
+      if (options[bound] === undefined) {
+        throw new InvalidOptionError(
+          `backfill: target '${target}' writes offline tiles of a range given whole: ${bound} is required (or afterTiles)`,
+        );
+      }
+    }
+  }
+  let lower = optionalTime(options.lowerBound, 'lowerBound');
   const upper = optionalTime(options.upperBound, 'upperBound');
   if (lower !== undefined && upper !== undefined && upper <= lower) {
     throw new InvalidOptionError(
@@ -302,11 +362,18 @@ function resolveRun(context: BackfillContext, options: BackfillOptions): Resolve
     layoutKeys.set(key, entry);
   }
   const entries = [...layoutKeys.values()];
-  const ranges = engine.backfillRanges(
-    entries.map((e) => ({ seriesId: e.series.id, bucketSizeMs: e.sizeMs })),
-    lower,
-    upper,
-  );
+  const layoutInputs = entries.map((e) => ({ seriesId: e.series.id, bucketSizeMs: e.sizeMs }));
+  if (afterTiles) {
+    // From the earliest end of the layouts' tiles; a layout without tiles starts at the
+    // lower bound (its default when none is given).
+    const ends = engine.tileCoveredEnd(context.tileDirectory, layoutInputs);
+    if (ends.every((e) => e !== null)) {
+      const earliest = Math.min(...(ends as number[]));
+      lower = lower === undefined ? earliest : Math.max(lower, earliest);
+    }
+  }
+  // A range the tiles cover up to its upper bound already comes back empty (end = start).
+  const ranges = engine.backfillRanges(layoutInputs, lower, upper);
   const layouts: BackfillLayoutPlan[] = entries.map((e, i) => {
     const range = ranges[i] as BackfillRangeRecord;
     const rules = e.series.rules.filter((r) => r.bucketSizeMs === e.sizeMs);
@@ -377,6 +444,9 @@ function resolveRun(context: BackfillContext, options: BackfillOptions): Resolve
     resolvers,
     run,
     tags,
+    target,
+    allowEmptyTiles: options.allowEmptyTiles === true,
+    tileDirectory: target === 'online' ? null : context.tileDirectory,
     seriesByNamespace,
     columnsByNamespace,
   };
@@ -554,6 +624,8 @@ export async function planBackfill(
 function describe(resolved: ResolvedRun): Omit<BackfillPlan, 'estimate'> {
   return {
     features: resolved.features.map(featureName),
+    target: resolved.target,
+    tileDirectory: resolved.tileDirectory,
     layouts: resolved.layouts,
     lowerBound: resolved.run.lowerBound.toISOString(),
     upperBound: resolved.run.upperBound.toISOString(),
@@ -620,10 +692,13 @@ async function executeBackfill(
       }
       totalRows = total;
     }
-    native = context.engine.beginBackfill(
-      [...resolved.ranges],
-      options.spillBuckets === undefined ? undefined : { spillBuckets: options.spillBuckets },
-    );
+    native = context.engine.beginBackfill([...resolved.ranges], {
+      ...(options.spillBuckets === undefined ? {} : { spillBuckets: options.spillBuckets }),
+      online: resolved.target !== 'offline',
+      ...(resolved.target === 'online'
+        ? {}
+        : { tileDir: context.tileDirectory, allowEmptyTiles: resolved.allowEmptyTiles }),
+    });
     const rowsPerResolver: Record<string, number> = {};
     // One fold in flight while the next batch is read and converted: the native fold runs
     // on the libuv pool, so reading and folding overlap.

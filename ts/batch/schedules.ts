@@ -23,8 +23,15 @@ export interface ScheduledAggregateBackfillOptions {
   readonly features: readonly FeatureSelector[];
   /** A cron expression (UTC; `'0 0 * * *'`) or a duration (`'6h'`, aligned on the epoch). */
   readonly schedule: string;
-  /** `'online'` (the default): the store's buckets. */
+  /**
+   * `'online'` (the default): the store's buckets, over the run's range. `'offline'`:
+   * offline tiles, each run adding one tile per layout from where the tiles end (from
+   * `lowerBound`, default the engine clock minus retention, the first time) to the start
+   * of the bucket holding the engine clock (or `upperBound`).
+   */
   readonly target?: 'online' | 'offline';
+  /** Offline target: record a tile for a layout a run found no rows for. */
+  readonly allowEmptyTiles?: boolean;
   readonly lowerBound?: Date | number | string;
   readonly upperBound?: Date | number | string;
   /** The tags of the run: only batch resolvers carrying all of them take part. */
@@ -63,6 +70,7 @@ export function ScheduledAggregateBackfill(
     'lowerBound',
     'upperBound',
     'queryTags',
+    'allowEmptyTiles',
   ]);
   for (const key of Object.keys(options)) {
     if (!known.has(key)) {
@@ -74,9 +82,14 @@ export function ScheduledAggregateBackfill(
       `ScheduledAggregateBackfill ${name}: target must be 'online' or 'offline', got ${String(options.target)}`,
     );
   }
-  if (options.target === 'offline') {
+  if (options.allowEmptyTiles !== undefined && options.target !== 'offline') {
     throw new InvalidOptionError(
-      `ScheduledAggregateBackfill ${name}: target 'offline' writes offline tiles, which this version of Tessera does not have; use target 'online'`,
+      `ScheduledAggregateBackfill ${name}: allowEmptyTiles applies to target 'offline'`,
+    );
+  }
+  if (options.allowEmptyTiles !== undefined && typeof options.allowEmptyTiles !== 'boolean') {
+    throw new InvalidOptionError(
+      `ScheduledAggregateBackfill ${name}: allowEmptyTiles must be true or false`,
     );
   }
   parseSchedule(options.schedule, `ScheduledAggregateBackfill ${name}`);
@@ -104,6 +117,9 @@ export interface BackfillJob {
   readonly tags: readonly string[];
   readonly lowerBound?: Date | number | string;
   readonly upperBound?: Date | number | string;
+  /** Where its runs write: the store (the default) or offline tiles. */
+  readonly target?: 'online' | 'offline';
+  readonly allowEmptyTiles?: boolean;
 }
 
 /** Every job of a plan (features with a `backfillSchedule`) and of the declared jobs. */
@@ -140,6 +156,8 @@ export function backfillJobs(
       tags: [...(d.queryTags ?? [])],
       ...(d.lowerBound === undefined ? {} : { lowerBound: d.lowerBound }),
       ...(d.upperBound === undefined ? {} : { upperBound: d.upperBound }),
+      ...(d.target === undefined ? {} : { target: d.target }),
+      ...(d.allowEmptyTiles === undefined ? {} : { allowEmptyTiles: d.allowEmptyTiles }),
     };
     jobs.push(job);
   }
@@ -160,6 +178,9 @@ export interface SchedulerHost {
     lowerBound?: Date | number | string;
     upperBound?: Date | number | string;
     signal?: AbortSignal;
+    target?: 'online' | 'offline';
+    afterTiles?: boolean;
+    allowEmptyTiles?: boolean;
   }): Promise<BackfillReport>;
   putBackfillRun(entry: BackfillRunEntry): void;
   backfillRuns(job?: string): BackfillRunEntry[];
@@ -279,6 +300,15 @@ export class BackfillScheduler {
         tags: job.tags,
         ...(job.lowerBound === undefined ? {} : { lowerBound: job.lowerBound }),
         ...(job.upperBound === undefined ? {} : { upperBound: job.upperBound }),
+        ...(job.target === 'offline'
+          ? {
+              target: 'offline' as const,
+              afterTiles: true,
+              ...(job.allowEmptyTiles === undefined
+                ? {}
+                : { allowEmptyTiles: job.allowEmptyTiles }),
+            }
+          : {}),
         signal,
       });
       record = {

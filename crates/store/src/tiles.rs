@@ -622,6 +622,9 @@ pub(crate) fn commit_tiles(
         else {
             continue;
         };
+        if layout.end_ms <= layout.start_ms {
+            continue;
+        }
         let mine: Vec<&TilePart> = parts
             .iter()
             .filter(|p| {

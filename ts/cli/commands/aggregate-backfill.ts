@@ -30,6 +30,11 @@ export function renderBackfillPlan(
 ): string {
   const lines = [
     `Backfill of ${plan.features.join(', ')}`,
+    ...(plan.target === 'online'
+      ? []
+      : [
+          `  writes offline tiles to ${plan.tileDirectory}${plan.target === 'both' ? ', and the store' : ' (not the store)'}`,
+        ]),
     `  resolvers asked for [${plan.lowerBound}, ${plan.upperBound})${plan.tags.length > 0 ? ` with tags ${plan.tags.join(', ')}` : ''}: ${plan.resolvers.map((r) => r.name).join(', ')}`,
   ];
   for (const layout of plan.layouts) {
@@ -107,7 +112,8 @@ function progressReporter(io: CliIO): { update: (p: BackfillProgress) => void; s
 
 /**
  * `tessera aggregate backfill --features <module> --path <store> --feature <name>[,...]
- * [--lower-bound ISO] [--upper-bound ISO] [--tags a,b] [--plan] [--json]`.
+ * [--lower-bound ISO] [--upper-bound ISO] [--tags a,b] [--store-offline [--store-online]
+ * [--allow-empty-tiles] [--tile-dir DIR]] [--plan] [--json]`.
  *
  * @example
  * await main(['aggregate', 'backfill', '--features', 'features.mjs', '--path', '.tessera/store',
@@ -145,6 +151,24 @@ export const aggregateBackfill: Command = {
       valueName: '<tag>[,<tag>...]',
       description: 'use only the batch resolvers carrying every one of these tags',
     },
+    'store-offline': {
+      type: 'boolean',
+      description:
+        'write offline tiles of the range instead of the store (needs --lower-bound and --upper-bound)',
+    },
+    'store-online': {
+      type: 'boolean',
+      description: 'with --store-offline: replace the range in the store too',
+    },
+    'allow-empty-tiles': {
+      type: 'boolean',
+      description: 'with --store-offline: record a tile for a layout the run found no rows for',
+    },
+    'tile-dir': {
+      type: 'string',
+      valueName: '<dir>',
+      description: 'where offline tiles are written (default: tiles inside the store directory)',
+    },
     clock: clockOption('the engine clock (default bounds, retention)'),
     plan: { type: 'boolean', description: 'print what the run would do, without writing' },
     json: { type: 'boolean', description: 'print the plan or the report as JSON' },
@@ -156,8 +180,25 @@ export const aggregateBackfill: Command = {
       throw new UsageError('--feature names no feature');
     }
     const clock = typeof options.clock === 'string' ? cliTime(options.clock, '--clock') : undefined;
+    const offline = options['store-offline'] === true;
+    for (const flag of ['store-online', 'allow-empty-tiles'] as const) {
+      if (options[flag] === true && !offline) {
+        throw new UsageError(`--${flag} applies to offline tiles; give --store-offline with it`);
+      }
+    }
+    if (offline) {
+      for (const bound of ['lower-bound', 'upper-bound'] as const) {
+        if (typeof options[bound] !== 'string') {
+          throw new UsageError(
+            `--store-offline writes tiles of a range given whole: --${bound} <ISO time> is required`,
+          );
+        }
+      }
+    }
+    const tileDir = typeof options['tile-dir'] === 'string' ? options['tile-dir'] : undefined;
     const tessera = Tessera.open({
       ...(clock === undefined ? {} : { clock }),
+      ...(tileDir === undefined ? {} : { tileDirectory: resolve(io.cwd, tileDir) }),
       path: resolve(io.cwd, String(options.path)),
       features: module.classes,
       batchResolvers: module.batchResolvers,
@@ -184,6 +225,12 @@ export const aggregateBackfill: Command = {
           ? { upperBound: options['upper-bound'] }
           : {}),
         ...(list(options.tags) === undefined ? {} : { tags: list(options.tags) }),
+        ...(offline
+          ? {
+              target: options['store-online'] === true ? ('both' as const) : ('offline' as const),
+              ...(options['allow-empty-tiles'] === true ? { allowEmptyTiles: true } : {}),
+            }
+          : {}),
       };
       if (options.plan === true) {
         const plan = await tessera.planBackfill(request);
@@ -209,6 +256,11 @@ export const aggregateBackfill: Command = {
         io.out(
           `  read ${report.rows.toLocaleString('en-US')} rows in ${seconds.toFixed(2)} s (${Math.round(report.rows / Math.max(seconds, 1e-9)).toLocaleString('en-US')} rows/s); wrote ${report.native.bucketsWritten.toLocaleString('en-US')} bucket records (${formatBytes(report.native.bytesWritten)}), cleared ${report.native.keyRangesCleared.toLocaleString('en-US')} key ranges, in ${report.native.tableFiles} table files`,
         );
+        if (report.target !== 'online') {
+          io.out(
+            `  wrote ${report.native.tilesWritten} offline tiles (${report.native.tileRows.toLocaleString('en-US')} rows) to ${report.tileDirectory}`,
+          );
+        }
         if (report.native.rowsOutsideRange > 0) {
           io.out(
             `  skipped ${report.native.rowsOutsideRange.toLocaleString('en-US')} rows outside the range`,
