@@ -379,6 +379,8 @@ interface BackfillBody {
   readonly lowerBound?: string | number;
   readonly upperBound?: string | number;
   readonly tags?: readonly string[];
+  readonly target?: 'online' | 'offline' | 'both';
+  readonly allowEmptyTiles?: boolean;
   readonly plan?: boolean;
 }
 

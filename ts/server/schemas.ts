@@ -66,6 +66,15 @@ export const backfillSchema = {
       lowerBound: instant,
       upperBound: instant,
       tags: { type: 'array', items: { type: 'string', minLength: 1 } },
+      target: {
+        description:
+          "'online' (the store, the default), 'offline' (offline tiles; both bounds required) or 'both'",
+        enum: ['online', 'offline', 'both'],
+      },
+      allowEmptyTiles: {
+        description: 'Offline targets: record a tile for a layout the run found no rows for',
+        type: 'boolean',
+      },
       plan: { description: 'Answer what the run would do, without running it', type: 'boolean' },
     },
   },
