@@ -1,5 +1,5 @@
 /**
- * Offline tiles (docs/semantics.md section 11.5): a backfill writes Parquet tiles of its
+ * Offline tiles (docs/semantics.md section 11.2): a backfill writes Parquet tiles of its
  * buckets, and `useTileStore` point reads merge them. From the same run, tiles answer
  * every point exactly as the materialized read of the store does, and keep answering
  * once retention has removed the store's buckets; a window no tile covers is an error

@@ -159,7 +159,7 @@ export class BucketEngine {
   /**
    * Reads windows for many keys, each at its own time, from the offline tiles of
    * `tileDir`: the materialized mode's windows, merged from tiles instead of the store
-   * (docs/semantics.md section 11.5).
+   * (docs/semantics.md section 11.2).
    */
   queryTilesAsync(query: TilePointQuery): Promise<TilePointResult> {
     return callAsync(() => this.inner.queryTilesAsync(query));

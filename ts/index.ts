@@ -69,6 +69,7 @@ export type {
   ValueExplanation,
   WeightedItem,
 } from './api/query.js';
+export { readSpine, type Spine, type SpineOptions } from './api/spine.js';
 export { writeTrainingSet } from './api/training-set.js';
 // Batch resolvers and backfills.
 export {

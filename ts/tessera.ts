@@ -96,7 +96,7 @@ export interface TesseraOptions {
    */
   readonly scheduledBackfills?: readonly ScheduledAggregateBackfillJob[];
   /**
-   * Where offline tiles are written and read (docs/semantics.md section 11.5), created
+   * Where offline tiles are written and read (docs/semantics.md section 11.2), created
    * when a backfill first writes one: a directory of its own, which may be on a shared
    * mount (default: `tiles` inside the store directory).
    */

@@ -36,7 +36,7 @@ export interface OfflinePlannerOptions {
   readonly alignOfflineChalkWindowWithMaterialization?: boolean;
   /**
    * With `useMaterializedOfflineQuery`: merge the buckets from the offline tiles
-   * (docs/semantics.md section 11.5) instead of the store. A window whose buckets no tile
+   * (docs/semantics.md section 11.2) instead of the store. A window whose buckets no tile
    * covers is an error naming it.
    */
   readonly useTileStore?: boolean;

@@ -88,7 +88,7 @@ export interface BackfillOptions {
   /** Cancels the run: it stops reading, applies nothing, and rejects. */
   readonly signal?: AbortSignal;
   /**
-   * Where the run writes (docs/semantics.md section 11.5): `'online'` (the default)
+   * Where the run writes (docs/semantics.md section 11.2): `'online'` (the default)
    * replaces the range in the store; `'offline'` writes offline tiles of it instead,
    * leaving the store as it is, and needs both bounds (or `afterTiles`); `'both'` does
    * both from the same rows.
@@ -196,7 +196,7 @@ export interface BackfillContext {
   readonly plan: Plan;
   readonly engine: BucketEngine;
   readonly resolvers: readonly BatchResolver[];
-  /** Where offline tiles are written (docs/semantics.md section 11.5). */
+  /** Where offline tiles are written (docs/semantics.md section 11.2). */
   readonly tileDirectory: string;
   classIngest(namespace: string): ClassIngest;
 }

@@ -13,7 +13,7 @@ use crate::error::from_store;
 use crate::objects::{KeyPart, WindowQueryResult, WindowReadInput};
 use crate::tasks::StoreTask;
 
-/// Windows read from offline tiles, one time per key (docs/semantics.md section 11.5).
+/// Windows read from offline tiles, one time per key (docs/semantics.md section 11.2).
 #[napi(object)]
 pub struct TilePointQuery {
     pub keys: Vec<KeyPart>,

@@ -1,4 +1,4 @@
-//! Offline tiles (docs/semantics.md section 11.5): a backfill's buckets written to Parquet
+//! Offline tiles (docs/semantics.md section 11.2): a backfill's buckets written to Parquet
 //! files instead of (or besides) the store, so that point-in-time queries can merge
 //! history that retention removed from the store, and so that other tools (DuckDB) can
 //! read them.
@@ -719,7 +719,7 @@ type KeyStates = Vec<(i64, AggState)>;
 
 impl BucketStore {
     /// Reads windows for many group keys, each row at its own time, from the offline
-    /// tiles of `dir` instead of the store (docs/semantics.md section 11.5): the same
+    /// tiles of `dir` instead of the store (docs/semantics.md section 11.2): the same
     /// windows as [`BucketStore::read_points`], merged from the tile states in bucket
     /// order. Retention does not apply; a window whose buckets no tile of its rule covers
     /// is listed in `uncovered` (its value is left empty).

@@ -1,4 +1,4 @@
-//! Offline tiles (docs/semantics.md section 11.5): random backfill runs write tiles only
+//! Offline tiles (docs/semantics.md section 11.2): random backfill runs write tiles only
 //! (the store keeps nothing), and every point read from the tiles equals a model of the
 //! runs' raw rows: per bucket, the newest tile covering it, whatever the spills; a window
 //! that reaches a bucket no tile covers is reported with its first uncovered range.
