@@ -86,7 +86,8 @@ export async function readSpine(file: string, options: SpineOptions): Promise<Sp
       );
     }
     let timeSql: string;
-    if (TIME_TYPES.test(timeType)) timeSql = `CAST(epoch_ms(CAST(${quoted(options.time)} AS TIMESTAMP)) AS DOUBLE)`;
+    if (TIME_TYPES.test(timeType))
+      timeSql = `CAST(epoch_ms(CAST(${quoted(options.time)} AS TIMESTAMP)) AS DOUBLE)`;
     else if (NUMBER_TYPES.test(timeType)) timeSql = `CAST(${quoted(options.time)} AS DOUBLE)`;
     else {
       throw new InvalidQueryError(
