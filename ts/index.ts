@@ -79,6 +79,7 @@ export {
   type BackfillPlan,
   type BackfillProgress,
   type BackfillReport,
+  type BackfillTarget,
   type FeatureSelector,
   type StartedBackfill,
 } from './batch/backfill.js';
@@ -164,6 +165,9 @@ export type {
   SourcePositionInput,
   StaleWindowOutput,
   StoredBucketOutput,
+  TilePointQuery,
+  TilePointResult,
+  UncoveredWindowOutput,
   WindowCoverageRecord,
   WindowQuery,
   WindowQueryResult,
