@@ -117,6 +117,7 @@ pub(crate) struct CommitInput {
     pub positions: Vec<SourcePosition>,
     pub dead_letters: Vec<DeadLetter>,
     pub resolver_states: Vec<ResolverState>,
+    pub windowed: Vec<tessera_store::WindowedWrite>,
 }
 
 impl CommitInput {
@@ -125,6 +126,7 @@ impl CommitInput {
             positions: &self.positions,
             dead_letters: &self.dead_letters,
             resolver_states: &self.resolver_states,
+            windowed: &self.windowed,
         }
     }
 }
@@ -136,6 +138,7 @@ pub(crate) fn commit_input(options: Option<CommitOptions>) -> napi::Result<Commi
             positions: Vec::new(),
             dead_letters: Vec::new(),
             resolver_states: Vec::new(),
+            windowed: Vec::new(),
         });
     };
     let resolver_states = options
@@ -174,6 +177,12 @@ pub(crate) fn commit_input(options: Option<CommitOptions>) -> napi::Result<Commi
             })
             .collect(),
         resolver_states,
+        windowed: options
+            .windowed
+            .unwrap_or_default()
+            .into_iter()
+            .map(crate::windowed::windowed_write)
+            .collect::<napi::Result<Vec<_>>>()?,
     })
 }
 

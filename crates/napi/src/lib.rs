@@ -18,6 +18,7 @@ mod objects;
 mod read_only;
 mod tasks;
 mod tiles;
+mod windowed;
 
 pub use backfill::*;
 #[cfg(feature = "fold-ceiling")]
@@ -29,3 +30,4 @@ pub use messages::*;
 pub use objects::*;
 pub use tasks::StoreTask;
 pub use tiles::*;
+pub use windowed::*;

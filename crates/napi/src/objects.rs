@@ -129,6 +129,8 @@ pub struct CommitOptions {
     pub dead_letters: Option<Vec<DeadLetterRecord>>,
     /// Resolver states as of the end of this commit.
     pub resolver_states: Option<Vec<ResolverStateRecord>>,
+    /// Windowed resolvers' records written with this commit.
+    pub windowed: Option<Vec<crate::windowed::WindowedWriteInput>>,
 }
 
 /// One partition's offset.

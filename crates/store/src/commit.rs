@@ -26,6 +26,7 @@ use crate::meta::{
 };
 use crate::options::CommitMode;
 use crate::store::{BucketStore, BULK_DIR};
+use crate::windowed::WindowedWrite;
 
 /// What a commit wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,11 +57,16 @@ pub struct CommitRecords<'a> {
     pub dead_letters: &'a [DeadLetter],
     /// Resolver states as of the end of the commit.
     pub resolver_states: &'a [ResolverState],
+    /// Windowed resolvers' messages, period values and closed periods (`windowed.rs`).
+    pub windowed: &'a [WindowedWrite],
 }
 
 impl CommitRecords<'_> {
     fn is_empty(&self) -> bool {
-        self.positions.is_empty() && self.dead_letters.is_empty() && self.resolver_states.is_empty()
+        self.positions.is_empty()
+            && self.dead_letters.is_empty()
+            && self.resolver_states.is_empty()
+            && self.windowed.is_empty()
     }
 }
 
@@ -178,6 +184,9 @@ impl BucketStore {
                 resolver_key(&state.resolver),
                 encode_resolver_state(state)?,
             );
+        }
+        for record in records.windowed {
+            record.write(&mut batch, meta)?;
         }
         let mut write = WriteOptions::default();
         write.set_sync(self.options.sync_commits);

@@ -23,6 +23,7 @@ pub mod runs;
 mod sources;
 pub mod store;
 pub mod tiles;
+pub mod windowed;
 
 pub use backfill::{Backfill, BackfillLayout, BackfillOptions, BackfillRange, BackfillReport};
 pub use buffer::BufferPlan;
@@ -48,3 +49,4 @@ pub use tiles::{
     TileEntry, TileManifest, TilePointAnswer, TileTarget, UncoveredWindow, TILE_FORMAT_VERSION,
     TILE_MANIFEST, TILE_SCHEMA,
 };
+pub use windowed::{KeptMessage, WindowedMessage, WindowedValue, WindowedWrite};

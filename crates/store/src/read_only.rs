@@ -122,6 +122,7 @@ impl BucketStore {
             options,
             backfills_started: Default::default(),
             meta_overlay: Default::default(),
+            windowed_retention: Default::default(),
         };
         store.check_format(true, false)?;
         Ok(store)

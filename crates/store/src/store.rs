@@ -9,6 +9,7 @@
 //! [`crate::reads`] (window reads), [`crate::sources`] (positions, dead letters,
 //! resolver states).
 
+use crate::windowed::{SharedWindowedRetention, WindowedRetentionFactory};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -115,6 +116,8 @@ pub struct BucketStore {
     /// ones, so that its coverage is what a writable opening would record
     /// ([`BucketStore::open_read_only_described`]). Empty otherwise.
     pub(crate) meta_overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// How long each continuous windowed resolver keeps its messages (`windowed.rs`).
+    pub(crate) windowed_retention: SharedWindowedRetention,
 }
 
 impl BucketStore {
@@ -179,7 +182,12 @@ impl BucketStore {
             table: retention.clone(),
             clock: options.clock.clone(),
         });
-        let meta = Options::default();
+        let windowed_retention = SharedWindowedRetention::default();
+        let mut meta = Options::default();
+        meta.set_compaction_filter_factory(WindowedRetentionFactory {
+            table: windowed_retention.clone(),
+            clock: options.clock.clone(),
+        });
         let db = DB::open_cf_descriptors(
             &db_options,
             &path,
@@ -207,6 +215,7 @@ impl BucketStore {
             options,
             backfills_started: std::sync::atomic::AtomicU64::new(0),
             meta_overlay: HashMap::new(),
+            windowed_retention,
         };
         store.check_format(exists, true)?;
         reset_dir(&store.path.join(BULK_DIR))?;
@@ -482,9 +491,13 @@ impl BucketStore {
         Ok(())
     }
 
-    /// Compacts the bucket column family, which also drops buckets past their retention.
-    /// RocksDB compacts on its own as data grows; this forces it now.
+    /// Compacts the store, which also drops buckets and windowed resolvers' retained
+    /// messages past their retention. RocksDB compacts on its own as data grows; this
+    /// forces it now.
     pub fn compact(&self) -> StoreResult<()> {
+        self.db.flush_cf(self.meta())?;
+        self.db
+            .compact_range_cf(self.meta(), None::<&[u8]>, None::<&[u8]>);
         self.db.flush_cf(self.buckets_cf())?;
         // RocksDB applies compaction filters to values, not to merge operands: the first
         // pass folds each bucket's operands into one value, the second filters them.
