@@ -1343,13 +1343,19 @@ mod tests {
     #[test]
     fn exact_aggregations_have_zero_tolerance_and_sketches_a_published_one() {
         for info in CATALOG {
-            let exact = matches!(info.tolerance, Tolerance::Exact | Tolerance::Rounding { .. });
+            let exact = matches!(
+                info.tolerance,
+                Tolerance::Exact | Tolerance::Rounding { .. }
+            );
             assert_eq!(exact, !info.approximate, "{}", info.name);
         }
         assert_eq!(Aggregation::Count.parity_tolerance(1e6), 0.0);
         assert_eq!(Aggregation::MinByN { n: 3 }.parity_tolerance(1e6), 0.0);
         assert_eq!(Aggregation::Sum.parity_tolerance(1e6), 1e-9);
-        assert_eq!(Aggregation::Var { sample: true }.parity_tolerance(1e6), 1e-6);
+        assert_eq!(
+            Aggregation::Var { sample: true }.parity_tolerance(1e6),
+            1e-6
+        );
         // CPC at lgK 11: three ICON standard errors (1.53%) on each side.
         let cpc = Aggregation::ApproxCountDistinct { lg_k: 11 }.parity_tolerance(0.0);
         assert!((cpc - 6.0 * 0.693 / 2048f64.sqrt()).abs() < 1e-12, "{cpc}");
@@ -1384,7 +1390,11 @@ mod tests {
             let (folded, merged) = folded_and_merged(&agg, &values, 720, AggState::update_number);
             let (a, b) = (number(&folded.evaluate()), number(&merged.evaluate()));
             let gap = (a - b).abs() / a.abs().max(b.abs());
-            assert!(gap <= agg.parity_tolerance(0.0), "{}: {a} vs {b}", agg.name());
+            assert!(
+                gap <= agg.parity_tolerance(0.0),
+                "{}: {a} vs {b}",
+                agg.name()
+            );
         }
     }
 
@@ -1427,7 +1437,10 @@ mod tests {
             };
             for (item, weight) in &a {
                 if let Some((_, other)) = b.iter().find(|(i, _)| i == item) {
-                    assert!((weight - other).abs() <= tolerance, "trial {trial}: {item:?}");
+                    assert!(
+                        (weight - other).abs() <= tolerance,
+                        "trial {trial}: {item:?}"
+                    );
                 }
             }
         }
@@ -1443,7 +1456,10 @@ mod tests {
         };
         for size in [10u32, 200, 1_000] {
             for (label, values) in [
-                ("smooth", numbers(u64::from(size)).take(50_000).collect::<Vec<f64>>()),
+                (
+                    "smooth",
+                    numbers(u64::from(size)).take(50_000).collect::<Vec<f64>>(),
+                ),
                 (
                     "tied",
                     numbers(u64::from(size) + 1)
@@ -1455,10 +1471,7 @@ mod tests {
                 let mut sorted = values.clone();
                 sorted.sort_by(f64::total_cmp);
                 for q in [0.01, 0.5, 0.9, 0.99] {
-                    let agg = Aggregation::ApproxPercentile {
-                        quantile: q,
-                        size,
-                    };
+                    let agg = Aggregation::ApproxPercentile { quantile: q, size };
                     let (folded, merged) =
                         folded_and_merged(&agg, &values, 30, AggState::update_number);
                     let (a, b) = (
