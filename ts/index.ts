@@ -52,6 +52,15 @@ export {
   type TesseraOpenReport,
 } from './api/open-report.js';
 export type {
+  ParityDifference,
+  ParityKey,
+  ParityOptions,
+  ParityOutput,
+  ParityResult,
+  ParitySkipped,
+  ToleranceKind,
+} from './api/parity.js';
+export type {
   BufferExplanation,
   BufferedRowsNeed,
   FeatureValue,

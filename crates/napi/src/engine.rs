@@ -665,6 +665,12 @@ impl NativeEngine {
 
     /// Pins the engine's clock (retention and default query time) to `nowMs`, or back to
     /// the system clock with `null`. For tests and replays.
+    /// The engine clock in Unix ms: the time `setClock` pinned, else the system clock.
+    #[napi]
+    pub fn clock_ms(&self) -> f64 {
+        self.clock.now_ms() as f64
+    }
+
     #[napi]
     pub fn set_clock(&self, now_ms: Option<f64>) {
         self.clock.pin(now_ms.map(|v| v as i64));
