@@ -165,7 +165,10 @@ describe('tessera.parity', () => {
     expect(count.keys).toEqual({ store: 1, raw: 1, both: USERS });
     // Every time whose 1d window holds the event: its key, time and both values.
     const inWindow = (ts: number) =>
-      AT.filter((t) => ts >= Math.floor((t - DAY + 1) / HOUR) * HOUR && ts < (Math.floor(t / HOUR) + 1) * HOUR);
+      AT.filter(
+        (t) =>
+          ts >= Math.floor((t - DAY + 1) / HOUR) * HOUR && ts < (Math.floor(t / HOUR) + 1) * HOUR,
+      );
     const expected = [
       ...inWindow(dropped.ts).map((t) => ({ user: dropped.user_id, t, online: 0, offline: 1 })),
       ...inWindow(doubled.ts).map((t) => ({ user: doubled.user_id, t })),
@@ -174,7 +177,7 @@ describe('tessera.parity', () => {
     expect(expected.length).toBeGreaterThanOrEqual(4);
     expect(
       count.differences
-        .map((d) => ({ user: d.key['user.id'], t: d.time.getTime() }))
+        .map((d) => ({ user: d.key['user.id'] as number, t: d.time.getTime() }))
         .sort((a, b) => a.user - b.user || a.t - b.t),
     ).toEqual(
       expected.map(({ user, t }) => ({ user, t })).sort((a, b) => a.user - b.user || a.t - b.t),
@@ -208,13 +211,26 @@ describe('tessera.parity', () => {
       for (const d of o.differences) expect(touched.has(d.key['user.id'] as number)).toBe(true);
     }
 
-    const { code, out } = await cli(['--at', new Date(NOW).toISOString(), '--at', new Date(AT[1] as number).toISOString()]);
+    const { code, out } = await cli([
+      '--at',
+      new Date(NOW).toISOString(),
+      '--at',
+      new Date(AT[1] as number).toISOString(),
+    ]);
     expect(code).toBe(1);
     expect(out).toContain(`user.payment_count__86400__ (count; tolerance: equal)`);
-    expect(out).toContain(`user.id=${dropped.user_id} at ${new Date(NOW).toISOString()}: online 0, offline 1`);
+    expect(out).toContain(
+      `user.id=${dropped.user_id} at ${new Date(NOW).toISOString()}: online 0, offline 1`,
+    );
     expect(out).toContain(`user.id=${doubled.user_id} at ${new Date(NOW).toISOString()}:`);
     expect(out).toMatch(/beyond tolerance$/);
-    const json = await cli(['--at', new Date(NOW).toISOString(), '--output', 'user.payment_count_1d', '--json']);
+    const json = await cli([
+      '--at',
+      new Date(NOW).toISOString(),
+      '--output',
+      'user.payment_count_1d',
+      '--json',
+    ]);
     expect(json.code).toBe(1);
     const parsed = JSON.parse(json.out) as { differences: number; outputs: { output: string }[] };
     expect(parsed.outputs.map((o) => o.output)).toEqual(['user.payment_count__86400__']);

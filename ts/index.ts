@@ -158,6 +158,8 @@ export type {
   NativeBackfill,
   OpenOptions,
   OpenReportOutput,
+  ParityPointsResult,
+  ParityQuery,
   PartitionOffset,
   PointQuery,
   PointQueryResult,
