@@ -61,7 +61,10 @@ export interface ParityDifference {
    * standard errors), a weight (weight share), a normalized rank gap (rank).
    */
   readonly tolerance: number;
-  /** The gap found, in the same unit (Infinity where one side has no value or items differ). */
+  /**
+   * The gap found, in the same unit (the difference for exact numbers; Infinity where one
+   * side has no value or the items differ).
+   */
   readonly gap: number;
   /**
    * Set when the window reads buckets from before its rule's buckets are complete
@@ -425,8 +428,9 @@ function cellOf(result: WindowQueryResult, cell: number): Cell {
 }
 
 /**
- * The gap between two cells in the unit of the tolerance kind: 0 when they agree
- * exactly, Infinity when they cannot be compared (one side has nothing, other items).
+ * The gap between two cells in the unit of the tolerance kind (the difference for exact
+ * numbers, a relative gap for rounding and counts, a weight for top-k): 0 when they
+ * agree exactly, Infinity when they cannot be compared (one side has nothing, other items).
  */
 function cellGap(
   a: Cell,
@@ -438,8 +442,9 @@ function cellGap(
   if (a.kind === 'none' || b.kind === 'none') return a.kind === b.kind ? 0 : Infinity;
   if (a.kind === 'number' && b.kind === 'number') {
     if (a.value === b.value) return 0;
-    // Rounding applies to float results; integer ones (sums of int columns) are exact.
-    if (kind === 'exact' || (kind === 'rounding' && integer)) return Infinity;
+    // Exact values (and integer results, which rounding leaves alone) differ by their
+    // difference; the tolerance there is 0.
+    if (kind === 'exact' || (kind === 'rounding' && integer)) return Math.abs(a.value - b.value);
     return relativeGap(a.value, b.value);
   }
   if (a.kind === 'vector' && b.kind === 'vector') {
@@ -449,7 +454,7 @@ function cellGap(
       const x = a.value[i] as number;
       const y = b.value[i] as number;
       if (x === y) continue;
-      gap = kind === 'exact' ? Infinity : Math.max(gap, relativeGap(x, y));
+      gap = Math.max(gap, kind === 'exact' ? Math.abs(x - y) : relativeGap(x, y));
     }
     return gap;
   }
