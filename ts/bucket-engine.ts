@@ -23,6 +23,8 @@ import {
   native,
   type OpenOptions,
   type OpenReportOutput,
+  type ParityPointsResult,
+  type ParityQuery,
   type PointQuery,
   type PointQueryResult,
   type QueryBufferPlans,
@@ -179,6 +181,25 @@ export class BucketEngine {
    */
   recomputePointsAsync(query: RecomputeQuery): Promise<WindowQueryResult> {
     return callAsync(() => this.inner.recomputePointsAsync(query));
+  }
+
+  /**
+   * The parity check's recompute (docs/semantics.md section 11, "Parity check"): each
+   * window as the online store serves it at the key's time, from raw rows, with its
+   * tolerance and, for percentiles, the ranks of `online` and of the recomputed value.
+   */
+  parityPointsAsync(query: ParityQuery): Promise<ParityPointsResult> {
+    return callAsync(() => this.inner.parityPointsAsync(query));
+  }
+
+  /** Every group key of a series with a bucket the store still serves, as key parts. */
+  groupKeys(seriesId: string): (number | string)[][] {
+    return call(() => this.inner.groupKeys(seriesId));
+  }
+
+  /** The engine clock in Unix ms: the pinned time, else the system clock. */
+  clockMs(): number {
+    return this.inner.clockMs();
   }
 
   /**

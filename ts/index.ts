@@ -52,6 +52,15 @@ export {
   type TesseraOpenReport,
 } from './api/open-report.js';
 export type {
+  ParityDifference,
+  ParityKey,
+  ParityOptions,
+  ParityOutput,
+  ParityResult,
+  ParitySkipped,
+  ToleranceKind,
+} from './api/parity.js';
+export type {
   BufferExplanation,
   BufferedRowsNeed,
   FeatureValue,
@@ -151,6 +160,8 @@ export type {
   NativeBackfill,
   OpenOptions,
   OpenReportOutput,
+  ParityPointsResult,
+  ParityQuery,
   PartitionOffset,
   PointQuery,
   PointQueryResult,

@@ -10,6 +10,7 @@ import { InvalidOptionError, InvalidQueryError, InvalidRowsError } from './api/e
 import { ClassIngest, type IngestRows, type PreparedBatch, type SeriesFed } from './api/ingest.js';
 import { type OfflineQueryRequest, type OfflineQueryResult, offlineQuery } from './api/offline.js';
 import { type IncompleteWindow, openReport, type TesseraOpenReport } from './api/open-report.js';
+import { type ParityOptions, type ParityResult, parity } from './api/parity.js';
 import { type OutputRef, QueryPlanner, type QueryRequest, type QueryResult } from './api/query.js';
 import { toTimeMs } from './api/values.js';
 import {
@@ -483,6 +484,31 @@ export class Tessera {
         classIngest: (ns) => this.classTarget(ns),
       },
       request,
+    );
+  }
+
+  /**
+   * The parity check (docs/semantics.md section 11, "Parity check"): for sampled keys
+   * and times, compares what the online store serves with the same windows recomputed
+   * from the batch resolvers' raw rows, as the store serves them (the bucket holding the
+   * time whole). Each output reports how many values it compared and every difference
+   * beyond its aggregation's tolerance (the catalog's, evaluated by the engine), with the
+   * key, the time and both values.
+   *
+   * @example
+   * const report = await tessera.parity({ sample: 50, at: ['2026-03-01T00:00:00Z'] });
+   * report.differences; // 0 when the store and the raw rows agree
+   */
+  parity(options?: ParityOptions): Promise<ParityResult> {
+    return parity(
+      {
+        plan: this.plan,
+        planner: this.queries,
+        engine: this.store,
+        batchResolvers: this.batchResolvers,
+        classIngest: (ns) => this.classTarget(ns),
+      },
+      options,
     );
   }
 

@@ -193,29 +193,33 @@ export async function offlineQuery<const O extends readonly OutputRef[]>(
 
 /**
  * The raw rows the recompute needs: for each aggregated class, the rows of its batch
- * resolvers (chosen by tags) from the earliest window start to the latest time, as the
- * ingest's batches of the series read. Held in memory for the call.
+ * resolvers (chosen by tags) from the earliest window start to the latest time (for
+ * `parity`, to the end of the largest bucket holding it, as the parity check reads
+ * windows: docs/semantics.md section 11, "Parity check"), as the ingest's batches of the series read. Held in memory for the call.
  */
-async function rawRows(
-  context: OfflineContext,
-  queries: readonly WindowQuery[],
+export async function rawRows(
+  context: Pick<OfflineContext, 'plan' | 'batchResolvers' | 'classIngest'>,
+  queries: readonly Pick<WindowQuery, 'reads'>[],
   times: Float64Array,
   tags: readonly string[],
+  parity = false,
 ): Promise<SeriesBatchInput[]> {
+  const caller = parity ? 'parity' : 'offlineQuery';
   if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) {
-    throw new InvalidQueryError('offlineQuery: tags must be a list of strings');
+    throw new InvalidQueryError(`${caller}: tags must be a list of strings`);
   }
   const series = new Map(context.plan.series.map((s) => [s.id, s]));
-  const byClass = new Map<string, { ids: Set<string>; reach: number }>();
+  const byClass = new Map<string, { ids: Set<string>; reach: number; bucket: number }>();
   for (const query of queries) {
     for (const read of query.reads) {
       const s = series.get(read.seriesId);
       if (s === undefined) continue;
       const rule = s.rules[read.rule];
       const reach = read.windowMs + (rule?.bucketSizeMs ?? 0);
-      const entry = byClass.get(s.namespace) ?? { ids: new Set<string>(), reach: 0 };
+      const entry = byClass.get(s.namespace) ?? { ids: new Set<string>(), reach: 0, bucket: 0 };
       entry.ids.add(s.id);
       entry.reach = Math.max(entry.reach, reach);
+      entry.bucket = Math.max(entry.bucket, rule?.bucketSizeMs ?? 0);
       byClass.set(s.namespace, entry);
     }
   }
@@ -227,20 +231,20 @@ async function rawRows(
   }
   const raw: SeriesBatchInput[] = [];
   if (times.length === 0) return raw;
-  for (const [namespace, { ids, reach }] of byClass) {
+  for (const [namespace, { ids, reach, bucket }] of byClass) {
     const resolvers = context.batchResolvers.filter(
       (r) => r.namespace === namespace && selectedByTags(r, tags),
     );
     if (resolvers.length === 0) {
       throw new InvalidQueryError(
-        `offlineQuery: recomputing from raw rows reads ${namespace}, and no batch resolver of ${namespace}${tags.length > 0 ? ` with tags ${tags.join(', ')}` : ''} was given to Tessera.open (or use plannerOptions.useMaterializedOfflineQuery)`,
+        `${caller}: recomputing from raw rows reads ${namespace}, and no batch resolver of ${namespace}${tags.length > 0 ? ` with tags ${tags.join(', ')}` : ''} was given to Tessera.open${parity ? '' : ' (or use plannerOptions.useMaterializedOfflineQuery)'}`,
       );
     }
     // A window reaches back at most its length and one bucket (aligned); the run's end
     // is exclusive, so one past the latest time. Rows after a point's own time are
     // skipped by the engine.
     const lowerBoundMs = Math.floor(earliest) - reach;
-    const upperBoundMs = Math.floor(latest) + 1;
+    const upperBoundMs = Math.floor(latest) + (parity ? Math.max(bucket, 1) : 1);
     const run = {
       lowerBound: new Date(lowerBoundMs),
       upperBound: new Date(upperBoundMs),
@@ -258,7 +262,9 @@ async function rawRows(
         raw.push(...ingest.prepare(batch, undefined, ids).batches);
       } catch (error) {
         const bad = badRowText(`batch resolver ${resolver.name}`, error, offset);
-        throw bad === null ? error : new InvalidQueryError(`offline query: ${bad}`);
+        throw bad === null
+          ? error
+          : new InvalidQueryError(`${parity ? 'parity' : 'offline query'}: ${bad}`);
       }
     }
   }

@@ -25,6 +25,8 @@ export interface OptionSpec {
   readonly required?: boolean;
   /** One-letter alias. */
   readonly short?: string;
+  /** A string option that may be given several times: its values arrive joined by commas. */
+  readonly multiple?: boolean;
 }
 
 /** Parsed option values, by option name. */

@@ -8,6 +8,7 @@ import { aggregateList } from './commands/aggregate-list.js';
 import { aggregateSchedules } from './commands/aggregate-schedules.js';
 import { deadletters } from './commands/deadletters.js';
 import { demo } from './commands/demo.js';
+import { parityCommand } from './commands/parity.js';
 import { serve } from './commands/serve.js';
 
 /** Every command of the `tessera` CLI. */
@@ -17,5 +18,6 @@ export const commands: readonly Command[] = [
   aggregateSchedules,
   demo,
   deadletters,
+  parityCommand,
   serve,
 ];

@@ -94,9 +94,14 @@ function parseOptions(
   command: Command,
   args: readonly string[],
 ): { options: OptionValues; positionals: string[] } {
-  const spec: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
+  const spec: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> =
+    {};
   for (const [name, o] of Object.entries(command.options)) {
-    spec[name] = o.short === undefined ? { type: o.type } : { type: o.type, short: o.short };
+    spec[name] = {
+      type: o.type,
+      ...(o.short === undefined ? {} : { short: o.short }),
+      ...(o.multiple === true ? { multiple: true } : {}),
+    };
   }
   const { values, positionals } = parseArgs({
     args: [...args],
@@ -106,7 +111,13 @@ function parseOptions(
   });
   const options: Record<string, string | boolean | undefined> = {};
   for (const [name, value] of Object.entries(values)) {
-    options[name] = Array.isArray(value) ? value[value.length - 1] : value;
+    // A `multiple` option's values are joined by commas; another repeated option keeps
+    // its last value.
+    options[name] = Array.isArray(value)
+      ? command.options[name]?.multiple === true
+        ? value.join(',')
+        : value[value.length - 1]
+      : value;
   }
   for (const [name, o] of Object.entries(command.options)) {
     if (o.required === true && options[name] === undefined) {

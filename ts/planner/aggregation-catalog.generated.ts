@@ -25,6 +25,11 @@ export const AGGREGATION_CATALOG = {
       "result": "sumOfInput",
       "empty": "null",
       "approximate": false,
+      "tolerance": {
+        "kind": "rounding",
+        "doc": "float results within 1e-9 of the larger magnitude (merge-order rounding); integer results equal",
+        "relative": 1e-9
+      },
       "stateBytes": {
         "base": 9,
         "per": 0,
@@ -61,6 +66,10 @@ export const AGGREGATION_CATALOG = {
       "result": "int",
       "empty": "zero",
       "approximate": false,
+      "tolerance": {
+        "kind": "exact",
+        "doc": "equal"
+      },
       "stateBytes": {
         "base": 11,
         "per": 0,
@@ -94,6 +103,10 @@ export const AGGREGATION_CATALOG = {
       "result": "likeInput",
       "empty": "null",
       "approximate": false,
+      "tolerance": {
+        "kind": "exact",
+        "doc": "equal"
+      },
       "stateBytes": {
         "base": 9,
         "per": 0,
@@ -117,6 +130,10 @@ export const AGGREGATION_CATALOG = {
       "result": "likeInput",
       "empty": "null",
       "approximate": false,
+      "tolerance": {
+        "kind": "exact",
+        "doc": "equal"
+      },
       "stateBytes": {
         "base": 9,
         "per": 0,
@@ -141,6 +158,11 @@ export const AGGREGATION_CATALOG = {
       "result": "meanOfInput",
       "empty": "null",
       "approximate": false,
+      "tolerance": {
+        "kind": "rounding",
+        "doc": "float results within 1e-9 of the larger magnitude (merge-order rounding); integer results equal",
+        "relative": 1e-9
+      },
       "stateBytes": {
         "base": 18,
         "per": 0,
@@ -173,6 +195,11 @@ export const AGGREGATION_CATALOG = {
       "result": "float",
       "empty": "null",
       "approximate": false,
+      "tolerance": {
+        "kind": "rounding",
+        "doc": "float results within 1e-6 of the larger magnitude (merge-order rounding); integer results equal",
+        "relative": 0.000001
+      },
       "stateBytes": {
         "base": 27,
         "per": 0,
@@ -195,6 +222,11 @@ export const AGGREGATION_CATALOG = {
       "result": "float",
       "empty": "null",
       "approximate": false,
+      "tolerance": {
+        "kind": "rounding",
+        "doc": "float results within 1e-6 of the larger magnitude (merge-order rounding); integer results equal",
+        "relative": 0.000001
+      },
       "stateBytes": {
         "base": 27,
         "per": 0,
@@ -217,6 +249,11 @@ export const AGGREGATION_CATALOG = {
       "result": "float",
       "empty": "null",
       "approximate": false,
+      "tolerance": {
+        "kind": "rounding",
+        "doc": "float results within 1e-6 of the larger magnitude (merge-order rounding); integer results equal",
+        "relative": 0.000001
+      },
       "stateBytes": {
         "base": 27,
         "per": 0,
@@ -239,6 +276,11 @@ export const AGGREGATION_CATALOG = {
       "result": "float",
       "empty": "null",
       "approximate": false,
+      "tolerance": {
+        "kind": "rounding",
+        "doc": "float results within 1e-6 of the larger magnitude (merge-order rounding); integer results equal",
+        "relative": 0.000001
+      },
       "stateBytes": {
         "base": 27,
         "per": 0,
@@ -286,6 +328,10 @@ export const AGGREGATION_CATALOG = {
       "result": "listOfInput",
       "empty": "null",
       "approximate": false,
+      "tolerance": {
+        "kind": "exact",
+        "doc": "equal"
+      },
       "stateBytes": {
         "base": 5,
         "per": 8,
@@ -334,6 +380,10 @@ export const AGGREGATION_CATALOG = {
       "result": "listOfInput",
       "empty": "null",
       "approximate": false,
+      "tolerance": {
+        "kind": "exact",
+        "doc": "equal"
+      },
       "stateBytes": {
         "base": 5,
         "per": 8,
@@ -371,6 +421,12 @@ export const AGGREGATION_CATALOG = {
       "result": "int",
       "empty": "zero",
       "approximate": true,
+      "tolerance": {
+        "kind": "standardErrors",
+        "doc": "counts within 2 x 3 x 0.693/sqrt(2^lgK) of the larger count (3 CPC standard errors on each side)",
+        "standardError": 0.693,
+        "sigmas": 3
+      },
       "stateBytes": {
         "base": 128,
         "per": 1,
@@ -425,6 +481,11 @@ export const AGGREGATION_CATALOG = {
       "result": "topKOfInput",
       "empty": "null",
       "approximate": true,
+      "tolerance": {
+        "kind": "weightShare",
+        "doc": "item weights within 3.5/map slots of the window's total weight (the frequent-items sketch's error bound)",
+        "share": 3.5
+      },
       "stateBytes": {
         "base": 48,
         "per": 11,
@@ -466,6 +527,11 @@ export const AGGREGATION_CATALOG = {
       "result": "float",
       "empty": "null",
       "approximate": true,
+      "tolerance": {
+        "kind": "rank",
+        "doc": "ranks among the window's values within 2 x 2/size of each other (t-digest rank error on each side)",
+        "factor": 2
+      },
       "stateBytes": {
         "base": 43,
         "per": 16,

@@ -26,8 +26,24 @@ export interface AggregationEntry {
   readonly result: CatalogEntry['result'];
   readonly empty: CatalogEntry['empty'];
   readonly approximate: boolean;
+  /** How far the online store and the offline recompute may differ (the parity check). */
+  readonly tolerance: Tolerance;
   readonly stateBytes: StateBytes;
   readonly vectorStateBytes?: StateBytes;
+}
+
+/**
+ * An aggregation's parity tolerance (see `ToleranceEntry` in the binding): its kind, its
+ * constants and the rule in words. The engine evaluates it per window.
+ */
+export interface Tolerance {
+  readonly kind: 'exact' | 'rounding' | 'standardErrors' | 'weightShare' | 'rank';
+  readonly relative?: number;
+  readonly standardError?: number;
+  readonly sigmas?: number;
+  readonly share?: number;
+  readonly factor?: number;
+  readonly doc: string;
 }
 
 /** A state-size formula (see `StateBytesEntry` in the binding). */

@@ -18,6 +18,7 @@ export {
   aggregationEntry,
   isCountLike,
   type StateBytes,
+  type Tolerance,
 } from './aggregations.js';
 export { type CompileResult, compile, type PlanInput, plan, validate } from './compile.js';
 export {

@@ -4,7 +4,7 @@
 
 use napi_derive::napi;
 use tessera_core::aggregation::{
-    ArgumentKind, EmptyValue, ResultRule, Scale, StateBytes, CATALOG, NUMBER_ITEM_BYTES,
+    ArgumentKind, EmptyValue, ResultRule, Scale, StateBytes, Tolerance, CATALOG, NUMBER_ITEM_BYTES,
     STRING_ITEM_BYTES,
 };
 
@@ -44,6 +44,53 @@ pub struct StateBytesEntry {
     pub exact: bool,
 }
 
+/// How far the online store's value of a window and the offline recompute's may differ
+/// (docs/semantics.md section 11, "Parity check"). The engine evaluates it per window
+/// (`parityPointsAsync`); this is the rule and its constants.
+#[napi(object)]
+pub struct ToleranceEntry {
+    /// `exact`, `rounding`, `standardErrors`, `weightShare` or `rank`.
+    pub kind: String,
+    /// `rounding`: the relative gap allowed.
+    pub relative: Option<f64>,
+    /// `standardErrors`: the relative standard error times `sqrt(2^lgK)`.
+    pub standard_error: Option<f64>,
+    /// `standardErrors`: how many standard errors each side may be off.
+    pub sigmas: Option<f64>,
+    /// `weightShare`: the error bound times the map slots, as a share of the total weight.
+    pub share: Option<f64>,
+    /// `rank`: the rank error times the t-digest size, per side.
+    pub factor: Option<f64>,
+    /// The rule in one line.
+    pub doc: String,
+}
+
+fn tolerance_entry(t: &Tolerance) -> ToleranceEntry {
+    let mut entry = ToleranceEntry {
+        kind: t.kind_name().to_string(),
+        relative: None,
+        standard_error: None,
+        sigmas: None,
+        share: None,
+        factor: None,
+        doc: t.describe(),
+    };
+    match *t {
+        Tolerance::Exact => {}
+        Tolerance::Rounding { relative } => entry.relative = Some(relative),
+        Tolerance::StandardErrors {
+            standard_error,
+            sigmas,
+        } => {
+            entry.standard_error = Some(standard_error);
+            entry.sigmas = Some(sigmas);
+        }
+        Tolerance::WeightShare { share } => entry.share = Some(share),
+        Tolerance::Rank { factor } => entry.factor = Some(factor),
+    }
+    entry
+}
+
 /// Everything the TypeScript layers know about one aggregation.
 #[napi(object)]
 pub struct AggregationCatalogEntry {
@@ -57,6 +104,7 @@ pub struct AggregationCatalogEntry {
     /// `null` or `zero`.
     pub empty: String,
     pub approximate: bool,
+    pub tolerance: ToleranceEntry,
     pub state_bytes: StateBytesEntry,
     pub vector_state_bytes: Option<StateBytesEntry>,
 }
@@ -154,6 +202,7 @@ pub fn aggregation_catalog() -> AggregationCatalog {
             }
             .to_string(),
             approximate: info.approximate,
+            tolerance: tolerance_entry(&info.tolerance),
             state_bytes: state_bytes(&info.state_bytes),
             vector_state_bytes: info.vector_state_bytes.as_ref().map(state_bytes),
         })

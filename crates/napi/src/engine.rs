@@ -10,8 +10,9 @@
 
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use napi::bindgen_prelude::AsyncTask;
+use napi::bindgen_prelude::{AsyncTask, Either};
 use napi_derive::napi;
+use tessera_store::key::GroupKeyPart;
 use tessera_store::{
     BucketStore, BufferedReads, Clock, OpenReport, RecomputedWindow, StoreOptions,
 };
@@ -25,9 +26,10 @@ use crate::description::{whole_ms, StoreDescription};
 use crate::error::{from_store, guard, js_error};
 use crate::objects::{
     CommitOptions, CommitReportOutput, DeadLetterQuery, DeadLetterRecord, EngineStats,
-    IngestReportOutput, KeyPart, OpenOptions, OpenReportOutput, PointQuery, PointQueryResult,
-    QueryBufferPlans, RecomputeQuery, ResolverStateRecord, SeriesBatchInput, SourcePositionInput,
-    StaleWindowOutput, StoredBucketOutput, ValueExplanation, WindowQuery, WindowQueryResult,
+    IngestReportOutput, KeyPart, OpenOptions, OpenReportOutput, ParityPointsResult, ParityQuery,
+    PointQuery, PointQueryResult, QueryBufferPlans, RecomputeQuery, ResolverStateRecord,
+    SeriesBatchInput, SourcePositionInput, StaleWindowOutput, StoredBucketOutput, ValueExplanation,
+    WindowQuery, WindowQueryResult,
 };
 use crate::tasks::StoreTask;
 
@@ -221,6 +223,36 @@ fn run_recompute(store: &Shared, query: &RecomputeQuery) -> napi::Result<WindowQ
             .recompute_points(&keys, &times, &reads, &raw, window)
             .map_err(from_store)?;
         Ok(query_result(values, None, reads.len()))
+    })
+}
+
+/// The parity check's recompute: windows as the online store serves them.
+fn run_parity(store: &Shared, query: &ParityQuery) -> napi::Result<ParityPointsResult> {
+    reading(store, |store| {
+        let keys = key_columns(&query.keys)?;
+        let reads = window_reads(&query.reads)?;
+        let times = point_times(&query.times_ms)?;
+        let raw = series_batches(&query.raw)?;
+        let answer = store
+            .parity_points(&keys, &times, &reads, &raw, &query.online)
+            .map_err(from_store)?;
+        let cells = answer.ranks.len();
+        let mut online_rank = vec![f64::NAN; cells * 2];
+        let mut recomputed_rank = vec![f64::NAN; cells * 2];
+        for (cell, ranks) in answer.ranks.iter().enumerate() {
+            if let Some([online, recomputed]) = ranks {
+                online_rank[cell * 2] = online.0;
+                online_rank[cell * 2 + 1] = online.1;
+                recomputed_rank[cell * 2] = recomputed.0;
+                recomputed_rank[cell * 2 + 1] = recomputed.1;
+            }
+        }
+        Ok(ParityPointsResult {
+            tolerance: answer.tolerance.into(),
+            online_rank: online_rank.into(),
+            recomputed_rank: recomputed_rank.into(),
+            answer: query_result(answer.values, None, reads.len()),
+        })
     })
 }
 
@@ -440,6 +472,44 @@ impl NativeEngine {
         }))
     }
 
+    /// The parity check's recompute (docs/semantics.md section 11, "Parity check"): each
+    /// window as the online store serves it at the key's time (the bucket holding it
+    /// whole, stale buckets left out), folded from raw rows, with its tolerance and the
+    /// ranks percentiles are judged by, on the libuv pool.
+    #[napi(ts_return_type = "Promise<ParityPointsResult>")]
+    pub fn parity_points_async(
+        &self,
+        query: ParityQuery,
+    ) -> AsyncTask<StoreTask<ParityPointsResult>> {
+        let store = self.store.clone();
+        AsyncTask::new(StoreTask::new("parityPoints", move || {
+            run_parity(&store, &query)
+        }))
+    }
+
+    /// Every group key of a series with a bucket the store still serves, as key parts
+    /// (numbers for integer parts, strings for string parts), in key order.
+    #[napi(catch_unwind)]
+    pub fn group_keys(&self, series_id: String) -> napi::Result<Vec<Vec<Either<f64, String>>>> {
+        guard("groupKeys", || {
+            reading(&self.store, |store| {
+                let keys = store.group_keys(&series_id).map_err(from_store)?;
+                Ok(keys
+                    .into_iter()
+                    .map(|parts| {
+                        parts
+                            .into_iter()
+                            .map(|part| match part {
+                                GroupKeyPart::Int(v) => Either::A(v as f64),
+                                GroupKeyPart::Text(s) => Either::B(s),
+                            })
+                            .collect()
+                    })
+                    .collect())
+            })
+        })
+    }
+
     /// `query` on the libuv pool.
     #[napi(ts_return_type = "Promise<WindowQueryResult[]>")]
     pub fn query_async(
@@ -595,6 +665,12 @@ impl NativeEngine {
 
     /// Pins the engine's clock (retention and default query time) to `nowMs`, or back to
     /// the system clock with `null`. For tests and replays.
+    /// The engine clock in Unix ms: the time `setClock` pinned, else the system clock.
+    #[napi]
+    pub fn clock_ms(&self) -> f64 {
+        self.clock.now_ms() as f64
+    }
+
     #[napi]
     pub fn set_clock(&self, now_ms: Option<f64>) {
         self.clock.pin(now_ms.map(|v| v as i64));

@@ -242,6 +242,37 @@ pub struct RecomputeQuery {
     pub aligned: Option<bool>,
 }
 
+/// The parity check's recompute (docs/semantics.md section 11, "Parity check"): windows
+/// as the online store serves them, folded from raw rows, one time per key.
+#[napi(object)]
+pub struct ParityQuery {
+    pub keys: Vec<KeyPart>,
+    /// One time per key row, Unix ms.
+    pub times_ms: Float64Array,
+    pub reads: Vec<WindowReadInput>,
+    /// The raw rows, as an ingest's batches.
+    pub raw: Vec<SeriesBatchInput>,
+    /// The online store's number for every cell (`row * reads + read`; NaN for none),
+    /// whose rank among the window's values is returned for percentile reads.
+    pub online: Float64Array,
+}
+
+/// The parity check's recompute with what judging it needs.
+#[napi(object)]
+pub struct ParityPointsResult {
+    /// The recomputed windows.
+    pub answer: WindowQueryResult,
+    /// Per cell, the catalog's tolerance of the read's aggregation: 0 (exact), a
+    /// relative gap (rounding, distinct counts), a weight (top-k: a share of the window's
+    /// total weight) or a normalized rank gap (percentiles).
+    pub tolerance: Float64Array,
+    /// Per cell, two numbers: the rank range `[below, at or below]` (normalized) of the
+    /// online value among the window's values; NaN for reads that are not percentiles.
+    pub online_rank: Float64Array,
+    /// The same for the recomputed value.
+    pub recomputed_rank: Float64Array,
+}
+
 /// A cell whose window reaches buckets that retention removed.
 #[napi(object)]
 pub struct StaleWindowOutput {

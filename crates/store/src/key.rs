@@ -87,6 +87,36 @@ pub fn describe_group_key(bytes: &[u8]) -> String {
     parts.join(",")
 }
 
+/// One part of a group key as stored: an integer or a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupKeyPart {
+    Int(i64),
+    Text(String),
+}
+
+/// Decodes a group key into its parts; `None` for bytes that are not one.
+pub fn decode_group_key(bytes: &[u8]) -> Option<Vec<GroupKeyPart>> {
+    let mut parts = Vec::new();
+    let mut rest = bytes;
+    while let Some((&tag, tail)) = rest.split_first() {
+        match tag {
+            b'i' if tail.len() >= 8 => {
+                let raw = u64::from_be_bytes(tail[..8].try_into().ok()?);
+                parts.push(GroupKeyPart::Int((raw ^ (1 << 63)) as i64));
+                rest = &tail[8..];
+            }
+            b's' if tail.len() >= 4 => {
+                let len = u32::from_be_bytes(tail[..4].try_into().ok()?) as usize;
+                let text = tail.get(4..4 + len)?;
+                parts.push(GroupKeyPart::Text(String::from_utf8(text.to_vec()).ok()?));
+                rest = &tail[4 + len..];
+            }
+            _ => return None,
+        }
+    }
+    Some(parts)
+}
+
 #[inline]
 fn flip(start: i64) -> [u8; 8] {
     ((start as u64) ^ (1 << 63)).to_be_bytes()
@@ -224,6 +254,14 @@ mod tests {
         assert_eq!(parts.size_ms, 3_600_000);
         assert_eq!(parts.start, -3_600_000);
         assert_eq!(describe_group_key(&group), "-42,\"bank-a\"");
+        assert_eq!(
+            decode_group_key(&group),
+            Some(vec![
+                GroupKeyPart::Int(-42),
+                GroupKeyPart::Text("bank-a".into())
+            ])
+        );
+        assert_eq!(decode_group_key(&group[..group.len() - 1]), None);
         assert!(parse_bucket_key(&a[..a.len() - 1]).is_none());
     }
 

@@ -39,7 +39,7 @@ pub use meta::{
     store_column_families, DeadLetter, ResolverState, SourcePosition, STORE_FORMAT_VERSION,
 };
 pub use options::{Clock, CommitMode, StoreOptions};
-pub use points::{PointAnswer, RecomputedWindow, StaleWindow};
+pub use points::{ParityAnswer, PointAnswer, RecomputedWindow, StaleWindow};
 pub use reads::{
     BufferExplanation, BufferedReads, Explanation, StoredBucket, WindowAnswer, WindowRead,
 };

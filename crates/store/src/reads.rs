@@ -9,7 +9,10 @@ use tessera_core::{AggState, AggValue};
 use crate::buffer::{buffer_plan, BufferPlan};
 use crate::error::{invalid_batch, StoreError, StoreErrorKind, StoreResult};
 use crate::fold::{floor_ms, KeyColumn, PendingDelta, SeriesBatch, NULL_CODE};
-use crate::key::{bucket_key, int_key_part, parse_bucket_key, push_int_part, push_text_part};
+use crate::key::{
+    bucket_key, decode_group_key, int_key_part, parse_bucket_key, push_int_part, push_text_part,
+    GroupKeyPart,
+};
 use crate::layout::SeriesLayout;
 use crate::record::decode_record;
 use crate::store::BucketStore;
@@ -312,6 +315,48 @@ impl BucketStore {
             }
             iter.status()?;
         }
+        Ok(out)
+    }
+
+    /// Every group key of a series that has a stored bucket the store still serves (not
+    /// stale at the engine clock, in a layout that is read), in key order: the keys the
+    /// parity check samples from the store (docs/semantics.md section 11, "Parity check").
+    /// One seek per key: the buckets of a key are skipped once one is found live.
+    pub fn group_keys(&self, series_id: &str) -> StoreResult<Vec<Vec<GroupKeyPart>>> {
+        let series = &self.series[self.series_index(series_id)?];
+        let wall = self.options.clock.now_ms();
+        let prefix = series.number.to_be_bytes();
+        let mut out = Vec::new();
+        let mut skip = Vec::new();
+        let mut iter = self.db.raw_iterator_cf(self.buckets_cf());
+        iter.seek(prefix);
+        while iter.valid() {
+            let Some(key) = iter.key() else {
+                break;
+            };
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let live = parse_bucket_key(key).filter(|parts| {
+                series.layouts.iter().any(|l| {
+                    l.span.size_ms() == parts.size_ms
+                        && !l.span.is_stale(parts.start, l.retention_ms, wall)
+                })
+            });
+            match live {
+                Some(parts) => {
+                    if let Some(decoded) = decode_group_key(parts.group_key) {
+                        out.push(decoded);
+                    }
+                    skip.clear();
+                    skip.extend_from_slice(&key[..6 + parts.group_key.len()]);
+                    skip.extend_from_slice(&[0xFF; 16]);
+                    iter.seek(&skip);
+                }
+                None => iter.next(),
+            }
+        }
+        iter.status()?;
         Ok(out)
     }
 

@@ -247,6 +247,78 @@ pub const NUMBER_ITEM_BYTES: u32 = 9;
 /// bytes of UTF-8 (strings are as long as they are; this is the estimate's assumption).
 pub const STRING_ITEM_BYTES: u32 = 18;
 
+/// How far two computations of the same window may lie apart and still agree: the stored
+/// buckets merged (what the online store serves) and the window's raw rows folded into
+/// one state (the offline recompute). The parity check (docs/semantics.md section 11,
+/// "Parity check") compares the two with it; a gap beyond it is a difference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Tolerance {
+    /// Equal: counts, min and max, the pairs of `min_by_n` / `max_by_n`. Merging these
+    /// states is exact in every order.
+    Exact,
+    /// Float results within `relative` of the larger magnitude (component-wise for
+    /// vectors); integer results equal. Float sums merged in another order round
+    /// differently in their last bits (docs/semantics.md section 4).
+    Rounding { relative: f64 },
+    /// Counts within `2 * sigmas * standard_error / sqrt(2^lgK)` of the larger one: each
+    /// side within `sigmas` relative standard errors of the true count, `standard_error /
+    /// sqrt(2^lgK)` being the CPC sketch's (ICON estimator, the larger of its two).
+    StandardErrors { standard_error: f64, sigmas: f64 },
+    /// Item weights within `share / map slots` of the window's total weight: the
+    /// frequent-items sketch's a-priori error bound (every estimate overshoots its item's
+    /// true weight by at most this much, and an item it dropped weighs at most this much).
+    WeightShare { share: f64 },
+    /// Values whose normalized ranks among the window's values lie within
+    /// `2 * factor / size` of each other: each side's rank error at most `factor / size`
+    /// (t-digest of compression `size`; measured, not proven, see `sketch::percentile`).
+    Rank { factor: f64 },
+}
+
+impl Tolerance {
+    /// The tolerance's kind, as the parity check and the generated catalog name it.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Tolerance::Exact => "exact",
+            Tolerance::Rounding { .. } => "rounding",
+            Tolerance::StandardErrors { .. } => "standardErrors",
+            Tolerance::WeightShare { .. } => "weightShare",
+            Tolerance::Rank { .. } => "rank",
+        }
+    }
+
+    /// The rule in one line, for users.
+    pub fn describe(&self) -> String {
+        match *self {
+            Tolerance::Exact => "equal".to_string(),
+            Tolerance::Rounding { relative } => format!(
+                "float results within {relative:e} of the larger magnitude (merge-order rounding); integer results equal"
+            ),
+            Tolerance::StandardErrors {
+                standard_error,
+                sigmas,
+            } => format!(
+                "counts within 2 x {sigmas} x {standard_error}/sqrt(2^lgK) of the larger count ({sigmas} CPC standard errors on each side)"
+            ),
+            Tolerance::WeightShare { share } => format!(
+                "item weights within {share}/map slots of the window's total weight (the frequent-items sketch's error bound)"
+            ),
+            Tolerance::Rank { factor } => format!(
+                "ranks among the window's values within 2 x {factor}/size of each other (t-digest rank error on each side)"
+            ),
+        }
+    }
+}
+
+/// Float sums and means merged in another order: a sum of `n` terms rounds by at most
+/// about `n * 2^-53` of the sum of their magnitudes, so 1e-9 of the result covers windows
+/// of millions of same-signed terms. A sum that cancels (terms of both signs adding up to
+/// near zero) can round by more relative to its small result, and shows as a difference.
+const SUM_ROUNDING: Tolerance = Tolerance::Rounding { relative: 1e-9 };
+
+/// Variance and standard deviation merged in another order (Chan's pairwise update
+/// against Welford's): the rounding also grows with `|mean| / std`, so 1e-6.
+const MOMENTS_ROUNDING: Tolerance = Tolerance::Rounding { relative: 1e-6 };
+
 /// Everything the other layers know about one aggregation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AggregationInfo {
@@ -262,6 +334,8 @@ pub struct AggregationInfo {
     pub empty: EmptyValue,
     /// A sketch: answers within a published error bound, not exactly.
     pub approximate: bool,
+    /// How far the online store's value and the offline recompute's may differ.
+    pub tolerance: Tolerance,
     /// State bytes per bucket over a column of numbers or strings.
     pub state_bytes: StateBytes,
     /// State bytes per bucket over a vector column, where vectors are accepted.
@@ -342,6 +416,7 @@ pub const CATALOG: &[AggregationInfo] = &[
         result: ResultRule::SumOfInput,
         empty: EmptyValue::Null,
         approximate: false,
+        tolerance: SUM_ROUNDING,
         state_bytes: StateBytes::fixed(9),
         vector_state_bytes: Some(VECTOR_BYTES),
     },
@@ -354,6 +429,7 @@ pub const CATALOG: &[AggregationInfo] = &[
         result: ResultRule::Int,
         empty: EmptyValue::Zero,
         approximate: false,
+        tolerance: Tolerance::Exact,
         // A header byte and a varint count.
         state_bytes: StateBytes::at_most(11),
         vector_state_bytes: Some(StateBytes::at_most(11)),
@@ -367,6 +443,7 @@ pub const CATALOG: &[AggregationInfo] = &[
         result: ResultRule::LikeInput,
         empty: EmptyValue::Null,
         approximate: false,
+        tolerance: Tolerance::Exact,
         state_bytes: StateBytes::fixed(9),
         vector_state_bytes: None,
     },
@@ -379,6 +456,7 @@ pub const CATALOG: &[AggregationInfo] = &[
         result: ResultRule::LikeInput,
         empty: EmptyValue::Null,
         approximate: false,
+        tolerance: Tolerance::Exact,
         state_bytes: StateBytes::fixed(9),
         vector_state_bytes: None,
     },
@@ -391,6 +469,7 @@ pub const CATALOG: &[AggregationInfo] = &[
         result: ResultRule::MeanOfInput,
         empty: EmptyValue::Null,
         approximate: false,
+        tolerance: SUM_ROUNDING,
         // A header byte, f64 sum, varint count.
         state_bytes: StateBytes::at_most(18),
         vector_state_bytes: Some(VECTOR_BYTES),
@@ -404,6 +483,7 @@ pub const CATALOG: &[AggregationInfo] = &[
         result: ResultRule::Float,
         empty: EmptyValue::Null,
         approximate: false,
+        tolerance: MOMENTS_ROUNDING,
         state_bytes: MOMENTS_BYTES,
         vector_state_bytes: None,
     },
@@ -416,6 +496,7 @@ pub const CATALOG: &[AggregationInfo] = &[
         result: ResultRule::Float,
         empty: EmptyValue::Null,
         approximate: false,
+        tolerance: MOMENTS_ROUNDING,
         state_bytes: MOMENTS_BYTES,
         vector_state_bytes: None,
     },
@@ -428,6 +509,7 @@ pub const CATALOG: &[AggregationInfo] = &[
         result: ResultRule::Float,
         empty: EmptyValue::Null,
         approximate: false,
+        tolerance: MOMENTS_ROUNDING,
         state_bytes: MOMENTS_BYTES,
         vector_state_bytes: None,
     },
@@ -440,6 +522,7 @@ pub const CATALOG: &[AggregationInfo] = &[
         result: ResultRule::Float,
         empty: EmptyValue::Null,
         approximate: false,
+        tolerance: MOMENTS_ROUNDING,
         state_bytes: MOMENTS_BYTES,
         vector_state_bytes: None,
     },
@@ -452,6 +535,7 @@ pub const CATALOG: &[AggregationInfo] = &[
         result: ResultRule::ListOfInput,
         empty: EmptyValue::Null,
         approximate: false,
+        tolerance: Tolerance::Exact,
         state_bytes: RANKED_BYTES,
         vector_state_bytes: None,
     },
@@ -464,6 +548,7 @@ pub const CATALOG: &[AggregationInfo] = &[
         result: ResultRule::ListOfInput,
         empty: EmptyValue::Null,
         approximate: false,
+        tolerance: Tolerance::Exact,
         state_bytes: RANKED_BYTES,
         vector_state_bytes: None,
     },
@@ -485,6 +570,10 @@ pub const CATALOG: &[AggregationInfo] = &[
         result: ResultRule::Int,
         empty: EmptyValue::Zero,
         approximate: true,
+        tolerance: Tolerance::StandardErrors {
+            standard_error: CountDistinctState::ICON_STANDARD_ERROR,
+            sigmas: 3.0,
+        },
         // A header byte, a varint length, the body-version byte and the CPC image: at most
         // 0.6 bytes per 2^lgK slot plus 128 bytes, at every cardinality (checked below; 1,296
         // bytes was the largest seen at lgK 11, against a bound of 1,357).
@@ -529,6 +618,9 @@ pub const CATALOG: &[AggregationInfo] = &[
         result: ResultRule::TopKOfInput,
         empty: EmptyValue::Null,
         approximate: true,
+        tolerance: Tolerance::WeightShare {
+            share: TopKState::EPSILON_SHARE,
+        },
         // The sketch keeps up to 3/4 of a map of the next power of two at or above
         // max(64, 8k) slots, at most 4096: between 48 and 3072 items, never more than 12k.
         // Each is an item (with a 4-byte length for strings, 3 more than the codec's) and
@@ -567,6 +659,9 @@ pub const CATALOG: &[AggregationInfo] = &[
         result: ResultRule::Float,
         empty: EmptyValue::Null,
         approximate: true,
+        tolerance: Tolerance::Rank {
+            factor: PercentileState::RANK_ERROR_FACTOR,
+        },
         // 43 bytes of header, quantile and digest preamble, then 16 bytes per centroid;
         // a digest of compression `size` keeps at most about 2 * size centroids, and at
         // small sizes up to 32 (checked below: 28 were seen at size 10).
@@ -838,6 +933,41 @@ impl Aggregation {
         bytes.evaluate(argument, dim, item_bytes)
     }
 
+    /// The catalog's [`Tolerance`] evaluated at this aggregation's arguments, in the unit
+    /// the parity check compares in: 0 for exact ones, a relative gap for rounding and
+    /// CPC counts, a weight for top-k (`total_weight` is the window's total: its rows, or
+    /// the sum of its `by` weights), a normalized rank gap for percentiles.
+    pub fn parity_tolerance(&self, total_weight: f64) -> f64 {
+        match self.kind().info().tolerance {
+            Tolerance::Exact => 0.0,
+            Tolerance::Rounding { relative } => relative,
+            Tolerance::StandardErrors {
+                standard_error,
+                sigmas,
+            } => {
+                let lg_k = match self {
+                    Aggregation::ApproxCountDistinct { lg_k } => *lg_k,
+                    _ => u32::from(DEFAULT_CPC_LG_K),
+                };
+                2.0 * sigmas * standard_error / 2f64.powf(f64::from(lg_k) / 2.0)
+            }
+            Tolerance::WeightShare { share } => {
+                let k = match self {
+                    Aggregation::ApproxTopK { k, .. } => *k,
+                    _ => TopKState::MIN_K,
+                };
+                share / TopKState::map_slots(k) as f64 * total_weight.max(0.0)
+            }
+            Tolerance::Rank { factor } => {
+                let size = match self {
+                    Aggregation::ApproxPercentile { size, .. } => *size,
+                    _ => u32::from(DEFAULT_PERCENTILE_SIZE),
+                };
+                2.0 * factor / f64::from(size)
+            }
+        }
+    }
+
     /// Checks the arguments against the catalog's ranges (and the vector dimension).
     /// Errors name the aggregation with its arguments (`min_by_n(0)`).
     pub fn validate(&self) -> CoreResult<()> {
@@ -900,7 +1030,7 @@ impl Aggregation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregation::{AggState, Moments};
+    use crate::aggregation::{AggState, AggValue, Moments};
     use crate::item::Item;
 
     fn encoded(state: &AggState) -> u64 {
@@ -1177,6 +1307,184 @@ mod tests {
             let bytes = encoded(&state);
             let bound = agg.state_bytes_bound(NUMBER_ITEM_BYTES);
             assert!(bytes <= bound, "t-digest {size}: {bytes} > {bound}");
+        }
+    }
+
+    /// A window folded from raw rows into one state, and the same rows folded per bucket
+    /// and merged: what the parity check compares.
+    fn folded_and_merged(
+        agg: &Aggregation,
+        values: &[f64],
+        buckets: usize,
+        feed: impl Fn(&mut AggState, f64),
+    ) -> (AggState, AggState) {
+        let mut folded = AggState::new(agg);
+        let mut parts: Vec<AggState> = (0..buckets).map(|_| AggState::new(agg)).collect();
+        for (i, &v) in values.iter().enumerate() {
+            feed(&mut folded, v);
+            feed(&mut parts[i % buckets], v);
+        }
+        let mut merged = AggState::new(agg);
+        // Newest bucket first, as a different order from the fold's.
+        for part in parts.iter().rev() {
+            merged.merge(part).unwrap();
+        }
+        (folded, merged)
+    }
+
+    fn number(value: &AggValue) -> f64 {
+        match value {
+            AggValue::Number(v) => *v,
+            AggValue::Count(c) => *c as f64,
+            other => panic!("not a number: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn exact_aggregations_have_zero_tolerance_and_sketches_a_published_one() {
+        for info in CATALOG {
+            let exact = matches!(
+                info.tolerance,
+                Tolerance::Exact | Tolerance::Rounding { .. }
+            );
+            assert_eq!(exact, !info.approximate, "{}", info.name);
+        }
+        assert_eq!(Aggregation::Count.parity_tolerance(1e6), 0.0);
+        assert_eq!(Aggregation::MinByN { n: 3 }.parity_tolerance(1e6), 0.0);
+        assert_eq!(Aggregation::Sum.parity_tolerance(1e6), 1e-9);
+        assert_eq!(
+            Aggregation::Var { sample: true }.parity_tolerance(1e6),
+            1e-6
+        );
+        // CPC at lgK 11: three ICON standard errors (1.53%) on each side.
+        let cpc = Aggregation::ApproxCountDistinct { lg_k: 11 }.parity_tolerance(0.0);
+        assert!((cpc - 6.0 * 0.693 / 2048f64.sqrt()).abs() < 1e-12, "{cpc}");
+        assert!((cpc - 0.0919).abs() < 1e-3, "{cpc}");
+        // Top-k 10: a map of 128 slots, so 3.5/128 of the total weight.
+        let top = Aggregation::ApproxTopK {
+            k: 10,
+            weighted: false,
+        };
+        assert_eq!(top.parity_tolerance(1280.0), 35.0);
+        assert_eq!(top.parity_tolerance(0.0), 0.0);
+        // Percentile at the default size 200: 1% rank error on each side.
+        let p = Aggregation::approx_percentile(0.9).parity_tolerance(0.0);
+        assert!((p - 0.02).abs() < 1e-12, "{p}");
+        for info in CATALOG {
+            assert!(!info.tolerance.describe().is_empty());
+        }
+    }
+
+    #[test]
+    fn float_sums_and_moments_merged_in_another_order_stay_within_rounding() {
+        let values: Vec<f64> = numbers(7)
+            .take(200_000)
+            .map(|v| (v % 1_000_000.0) / 7.3 + 0.01)
+            .collect();
+        for agg in [
+            Aggregation::Sum,
+            Aggregation::Mean,
+            Aggregation::Var { sample: false },
+            Aggregation::Std { sample: true },
+        ] {
+            let (folded, merged) = folded_and_merged(&agg, &values, 720, AggState::update_number);
+            let (a, b) = (number(&folded.evaluate()), number(&merged.evaluate()));
+            let gap = (a - b).abs() / a.abs().max(b.abs());
+            assert!(
+                gap <= agg.parity_tolerance(0.0),
+                "{}: {a} vs {b}",
+                agg.name()
+            );
+        }
+    }
+
+    #[test]
+    fn cpc_counts_merged_or_folded_stay_within_the_tolerance() {
+        for lg_k in [4, 8, 11] {
+            let agg = Aggregation::ApproxCountDistinct { lg_k };
+            let tolerance = agg.parity_tolerance(0.0);
+            let mut largest = 0f64;
+            for trial in 0..40u64 {
+                let values: Vec<f64> = numbers(trial * 31 + u64::from(lg_k)).take(20_000).collect();
+                let (folded, merged) =
+                    folded_and_merged(&agg, &values, 30, AggState::update_number);
+                let (a, b) = (number(&folded.evaluate()), number(&merged.evaluate()));
+                let gap = (a - b).abs() / a.max(b);
+                largest = largest.max(gap);
+                assert!(gap <= tolerance, "lgK {lg_k}, trial {trial}: {a} vs {b}");
+            }
+            // The bound is not vacuous: the two estimators do differ.
+            assert!(largest > 0.0, "lgK {lg_k}");
+        }
+    }
+
+    #[test]
+    fn top_k_weights_merged_or_folded_stay_within_the_tolerance() {
+        let k = 10;
+        let agg = Aggregation::ApproxTopK { k, weighted: false };
+        for trial in 0..20u64 {
+            // Zipf-like: item i with weight about 1/i, over far more items than the map.
+            let values: Vec<f64> = numbers(trial)
+                .take(30_000)
+                .map(|v| (2_000.0 / (1.0 + (v % 2_000.0))).floor())
+                .collect();
+            let (folded, merged) = folded_and_merged(&agg, &values, 30, AggState::update_number);
+            let tolerance = agg.parity_tolerance(values.len() as f64);
+            let (AggValue::WeightedItems(a), AggValue::WeightedItems(b)) =
+                (folded.evaluate(), merged.evaluate())
+            else {
+                panic!("top-k gives weighted items");
+            };
+            for (item, weight) in &a {
+                if let Some((_, other)) = b.iter().find(|(i, _)| i == item) {
+                    assert!(
+                        (weight - other).abs() <= tolerance,
+                        "trial {trial}: {item:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn percentile_ranks_merged_or_folded_stay_within_the_tolerance() {
+        let rank = |sorted: &[f64], v: f64| -> (f64, f64) {
+            let n = sorted.len() as f64;
+            let below = sorted.partition_point(|&x| x < v) as f64;
+            let at_or_below = sorted.partition_point(|&x| x <= v) as f64;
+            (below / n, at_or_below / n)
+        };
+        for size in [10u32, 200, 1_000] {
+            for (label, values) in [
+                (
+                    "smooth",
+                    numbers(u64::from(size)).take(50_000).collect::<Vec<f64>>(),
+                ),
+                (
+                    "tied",
+                    numbers(u64::from(size) + 1)
+                        .take(50_000)
+                        .map(|v| (v % 40.0).floor())
+                        .collect(),
+                ),
+            ] {
+                let mut sorted = values.clone();
+                sorted.sort_by(f64::total_cmp);
+                for q in [0.01, 0.5, 0.9, 0.99] {
+                    let agg = Aggregation::ApproxPercentile { quantile: q, size };
+                    let (folded, merged) =
+                        folded_and_merged(&agg, &values, 30, AggState::update_number);
+                    let (a, b) = (
+                        rank(&sorted, number(&folded.evaluate())),
+                        rank(&sorted, number(&merged.evaluate())),
+                    );
+                    let gap = (a.0 - b.1).max(b.0 - a.1).max(0.0);
+                    assert!(
+                        gap <= agg.parity_tolerance(0.0),
+                        "size {size}, {label}, q {q}: ranks {a:?} vs {b:?}"
+                    );
+                }
+            }
         }
     }
 }

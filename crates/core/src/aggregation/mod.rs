@@ -67,8 +67,8 @@ mod tests;
 
 pub use catalog::{
     AggregationArguments, AggregationInfo, AggregationKind, ArgumentInfo, ArgumentKind, ColumnKind,
-    EmptyValue, FoldInput, ResultRule, Scale, StateBytes, ValueClass, CATALOG, NUMBER_ITEM_BYTES,
-    STRING_ITEM_BYTES,
+    EmptyValue, FoldInput, ResultRule, Scale, StateBytes, Tolerance, ValueClass, CATALOG,
+    NUMBER_ITEM_BYTES, STRING_ITEM_BYTES,
 };
 pub use moments::Moments;
 pub use ranked::RankedState;

@@ -45,6 +45,11 @@ impl PartialEq for PercentileState {
 }
 
 impl PercentileState {
+    /// A state's rank error times its size: at most `RANK_ERROR_FACTOR / size` (1% at the
+    /// default 200), the worst measured after merging (tied values and gaps; smooth data
+    /// stays under 0.2%). Measured, not proven: see the module doc and its tests.
+    pub const RANK_ERROR_FACTOR: f64 = 2.0;
+
     /// Smallest size the t-digest accepts (~22 centroids; errors of a few percent).
     pub const MIN_SIZE: u16 = 10;
     /// Largest size we accept: ~2,010 centroids, up to ~32 KB per stored state.

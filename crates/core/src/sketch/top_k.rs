@@ -169,6 +169,16 @@ impl TopKState {
     /// Largest `k`: at 1000 the map has 4096 slots (up to 3072 stored items per state).
     pub const MAX_K: u32 = 1000;
 
+    /// The frequent-items sketch's a-priori error, as a share of the total weight, times
+    /// its map slots: no estimate overshoots by more than `EPSILON_SHARE / map slots` of
+    /// the total weight (DataSketches' `getEpsilon`, 3.5 / maxMapSize).
+    pub const EPSILON_SHARE: f64 = 3.5;
+
+    /// The map slots the sketch of `k` uses (see the type's doc).
+    pub fn map_slots(k: u32) -> usize {
+        map_size_for(k)
+    }
+
     /// An empty state for the `k` most frequent items.
     ///
     /// # Errors
