@@ -17,6 +17,7 @@ import {
   type DeadLetterRecord,
   type EngineStats,
   type IngestReportOutput,
+  type KeptMessageOutput,
   type KeyPart,
   type NativeBackfill,
   type NativeEngine,
@@ -37,6 +38,7 @@ import {
   type TilePointQuery,
   type TilePointResult,
   type WindowCoverageRecord,
+  type WindowedValueOutput,
   type WindowQuery,
   type WindowQueryResult,
   type WindowReadInput,
@@ -229,6 +231,49 @@ export class BucketEngine {
   /** The state a resolver committed last (watermark, dedupe horizon), or `null`. */
   resolverState(resolver: string): ResolverStateRecord | null {
     return call(() => this.inner.resolverState(resolver)) ?? null;
+  }
+
+  /**
+   * The messages a continuous windowed resolver kept for each key (its key text) with
+   * times in `(afterMs, untilMs]`, in time order.
+   */
+  retainedMessages(
+    resolver: string,
+    keys: string[],
+    afterMs: number,
+    untilMs: number,
+  ): KeptMessageOutput[][] {
+    return call(() => this.inner.retainedMessages(resolver, keys, afterMs, untilMs));
+  }
+
+  /** The starts of the periods of `windowMs` a tumbling windowed resolver holds messages for. */
+  heldPeriods(resolver: string, windowMs: number): number[] {
+    return call(() => this.inner.heldPeriods(resolver, windowMs));
+  }
+
+  /** The messages a tumbling windowed resolver holds in one period, by key then time. */
+  heldMessages(resolver: string, windowMs: number, periodStartMs: number): KeptMessageOutput[] {
+    return call(() => this.inner.heldMessages(resolver, windowMs, periodStartMs));
+  }
+
+  /**
+   * For each key, the value of the latest closed period of `windowMs` observed at or
+   * before its time in `atMs`.
+   */
+  windowedValues(
+    resolver: string,
+    windowMs: number,
+    keys: string[],
+    atMs: number[],
+  ): (WindowedValueOutput | null)[] {
+    return call(() => this.inner.windowedValues(resolver, windowMs, keys, atMs)).map(
+      (v) => v ?? null,
+    );
+  }
+
+  /** Keeps a continuous windowed resolver's messages for `retentionMs`, by the engine clock. */
+  setWindowedRetention(resolver: string, retentionMs: number): void {
+    call(() => this.inner.setWindowedRetention(resolver, retentionMs));
   }
 
   /** Kept dead letters (messages that could not be folded), in source position order. */

@@ -206,11 +206,13 @@ export {
   StreamRunner,
   type StreamRunnerOptions,
   type WindowContext,
+  type WindowedBatchReport,
   type WindowedResult,
   type WindowedStreamMetrics,
   type WindowedStreamResolver,
   type WindowedStreamResolverOptions,
   WindowedStreamRunner,
+  type WindowedStreamRunnerOptions,
 } from './resolvers/index.js';
 export type { WindowedOutput } from './resolvers/windowed.js';
 // Prometheus metrics on a prom-client registry (what `tessera serve` exposes at /metrics).

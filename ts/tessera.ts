@@ -11,8 +11,15 @@ import { ClassIngest, type IngestRows, type PreparedBatch, type SeriesFed } from
 import { type OfflineQueryRequest, type OfflineQueryResult, offlineQuery } from './api/offline.js';
 import { type IncompleteWindow, openReport, type TesseraOpenReport } from './api/open-report.js';
 import { type ParityOptions, type ParityResult, parity } from './api/parity.js';
-import { type OutputRef, QueryPlanner, type QueryRequest, type QueryResult } from './api/query.js';
+import {
+  type OutputRef,
+  QueryPlanner,
+  type QueryRequest,
+  type QueryResult,
+  type WindowedNeed,
+} from './api/query.js';
 import { toTimeMs } from './api/values.js';
+import { continuousValues, tumblingValues } from './api/windowed-query.js';
 import {
   type BackfillContext,
   type BackfillOptions,
@@ -48,6 +55,8 @@ import { compile, type PlanInput } from './planner/compile.js';
 import { type SeriesSummary, summarize } from './planner/series-summary.js';
 import { toStoreDescription } from './planner/store-description.js';
 import type { Plan } from './planner/types.js';
+import { BoundWindowed, type WindowedStreamResolver } from './resolvers/windowed.js';
+import { lazySql } from './resolvers/windowed-sql.js';
 
 /** A stream position committed atomically with the buckets it produced. */
 export type SourcePosition = SourcePositionInput;
@@ -102,6 +111,14 @@ export interface TesseraOptions {
    * mount (default: `tiles` inside the store directory).
    */
   readonly tileDirectory?: string;
+  /**
+   * The windowed stream resolvers ({@link makeWindowedStreamResolver}) that compute this
+   * Tessera's windowed features without an expression: their values are stored with the
+   * buckets and served by {@link Tessera.query} (tumbling) and {@link Tessera.queryAsync}
+   * (both modes); run each with a {@link WindowedStreamRunner} (docs/semantics.md section
+   * 6.1). Names must be unique, one resolver per feature.
+   */
+  readonly windowedResolvers?: readonly WindowedStreamResolver[];
 }
 
 /** Options of {@link Tessera.ingest}. */
@@ -190,6 +207,10 @@ export class Tessera {
   private readonly declaredSchedules: readonly ScheduledAggregateBackfillJob[];
   /** Where offline tiles are written and read. */
   readonly tileDirectory: string;
+  /** The windowed stream resolvers, bound to the plan, by `namespace.feature`. */
+  private readonly windowed: ReadonlyMap<string, BoundWindowed>;
+  /** DuckDB for SQL resolvers of continuous windows computed at query time. */
+  private readonly windowSql = lazySql('A SQL windowed resolver');
   private scheduler: BackfillScheduler | undefined;
 
   private constructor(
@@ -202,14 +223,16 @@ export class Tessera {
     onlineResolvers: readonly OnlineResolver[],
     declaredSchedules: readonly ScheduledAggregateBackfillJob[],
     tileDirectory: string,
+    windowed: ReadonlyMap<string, BoundWindowed>,
   ) {
     this.path = path;
     this.tileDirectory = tileDirectory;
+    this.windowed = windowed;
     this.plan = plan;
     this.warnings = warnings;
     this.store = store;
     this.openReport = report;
-    this.queries = new QueryPlanner(plan);
+    this.queries = new QueryPlanner(plan, windowed);
     this.batchResolvers = batchResolvers;
     this.onlineResolvers = onlineResolvers;
     this.declaredSchedules = declaredSchedules;
@@ -259,7 +282,14 @@ export class Tessera {
     }
     // Checks the jobs (names, features, schedules) before the store opens.
     backfillJobs(plan, declared);
+    const windowed = boundWindowedResolvers(options.windowedResolvers ?? [], plan);
     const store = BucketEngine.open(path, toStoreDescription(plan), openOptions);
+    // A continuous resolver keeps its messages for its largest window, whoever compacts.
+    for (const bound of windowed.values()) {
+      if (bound.resolver.mode === 'continuous') {
+        store.setWindowedRetention(bound.resolver.name, bound.largestMs);
+      }
+    }
     const report = openReport(store.openReport, incompleteWindows(plan, store, null), plan);
     return new Tessera(
       path,
@@ -271,6 +301,7 @@ export class Tessera {
       online,
       Object.freeze([...declared]),
       tileDirectory,
+      windowed,
     );
   }
 
@@ -425,7 +456,50 @@ export class Tessera {
         `query: ${buffered.join(', ')} ${buffered.length === 1 ? 'has' : 'have'} a continuous buffer, read from raw rows at query time; use await tessera.queryAsync(...)`,
       );
     }
-    return prepared.finish(this.store.query(prepared.queries));
+    const continuous = prepared.windowed.filter((w) => w.bound.resolver.mode === 'continuous');
+    if (continuous.length > 0) {
+      throw new InvalidQueryError(
+        `query: ${continuous.map((w) => w.canonical).join(', ')} ${continuous.length === 1 ? 'is a continuous window' : 'are continuous windows'}, computed by ${continuous[0]?.bound.resolver.name} from its messages at query time; use await tessera.queryAsync(...)`,
+      );
+    }
+    const results = this.store.query(prepared.queries);
+    if (prepared.windowed.length === 0) return prepared.finish(results);
+    const now = prepared.nowMs ?? this.store.clockMs();
+    return prepared.finish(
+      results,
+      prepared.windowed.map((w) => tumblingValues(this.store, w, () => now)),
+    );
+  }
+
+  /** The values of a query's windowed outputs at each row's time. */
+  private async windowedValues(
+    needs: readonly WindowedNeed[],
+    atMs: (row: number) => number,
+  ): Promise<unknown[][]> {
+    const out: unknown[][] = [];
+    for (const need of needs) {
+      if (need.bound.resolver.mode === 'tumbling') {
+        out.push(tumblingValues(this.store, need, atMs));
+      } else {
+        const keptFrom = this.store.clockMs() - need.bound.largestMs;
+        out.push(await continuousValues(this.store, need, atMs, this.windowSql.get, keptFrom));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A windowed stream resolver given to {@link Tessera.open}, bound to the plan (for
+   * {@link WindowedStreamRunner}); an error for one it was not given.
+   */
+  windowedResolver(resolver: WindowedStreamResolver): BoundWindowed {
+    const bound = this.windowed.get(`${resolver.namespace}.${resolver.feature}`);
+    if (bound === undefined || bound.resolver.name !== resolver.name) {
+      throw new InvalidOptionError(
+        `windowed stream resolver ${resolver.name} was not given to Tessera.open (windowedResolvers): its values would be stored where no query reads them`,
+      );
+    }
+    return bound;
   }
 
   /**
@@ -451,7 +525,10 @@ export class Tessera {
         prepared.buffered,
       );
     }
-    return prepared.finish(await this.store.queryAsync(prepared.queries));
+    const results = await this.store.queryAsync(prepared.queries);
+    if (prepared.windowed.length === 0) return prepared.finish(results);
+    const now = prepared.nowMs ?? this.store.clockMs();
+    return prepared.finish(results, await this.windowedValues(prepared.windowed, () => now));
   }
 
   /**
@@ -482,6 +559,7 @@ export class Tessera {
         batchResolvers: this.batchResolvers,
         tileDirectory: this.tileDirectory,
         classIngest: (ns) => this.classTarget(ns),
+        windowedValues: (needs, atMs) => this.windowedValues(needs, atMs),
       },
       request,
     );
@@ -617,6 +695,7 @@ export class Tessera {
   close(): void {
     // A scheduler started on this Tessera stops firing; a run in progress fails (CLOSED).
     void this.scheduler?.stop();
+    this.windowSql.close();
     this.store.close();
   }
 }
@@ -710,4 +789,47 @@ function checkedBatchResolvers(given: readonly unknown[], plan: Plan): readonly 
     }
   }
   return Object.freeze([...(given as BatchResolver[])]);
+}
+
+/**
+ * The windowed stream resolvers of {@link TesseraOptions}, checked and bound to the plan:
+ * made by makeWindowedStreamResolver, unique names, one per feature, each computing a
+ * planned windowed feature without an expression.
+ */
+function boundWindowedResolvers(
+  given: readonly unknown[],
+  plan: Plan,
+): ReadonlyMap<string, BoundWindowed> {
+  if (
+    !Array.isArray(given) ||
+    !given.every(
+      (r) =>
+        typeof r === 'object' &&
+        r !== null &&
+        (r as { kind?: unknown }).kind === 'windowed_stream_resolver',
+    )
+  ) {
+    throw new InvalidOptionError(
+      'Tessera.open: windowedResolvers takes resolvers made by makeWindowedStreamResolver',
+    );
+  }
+  const out = new Map<string, BoundWindowed>();
+  const names = new Set<string>();
+  for (const resolver of given as WindowedStreamResolver[]) {
+    const feature = `${resolver.namespace}.${resolver.feature}`;
+    if (names.has(resolver.name)) {
+      throw new InvalidOptionError(
+        `Tessera.open: two windowed stream resolvers are named ${resolver.name}`,
+      );
+    }
+    const twin = out.get(feature);
+    if (twin !== undefined) {
+      throw new InvalidOptionError(
+        `Tessera.open: windowed stream resolvers ${twin.resolver.name} and ${resolver.name} both compute ${feature}`,
+      );
+    }
+    names.add(resolver.name);
+    out.set(feature, new BoundWindowed(resolver, plan));
+  }
+  return out;
 }

@@ -19,7 +19,14 @@ import { summarize } from '../planner/series-summary.js';
 import type { Plan } from '../planner/types.js';
 import { InvalidQueryError } from './errors.js';
 import type { ClassIngest } from './ingest.js';
-import type { OutputRef, QueryInput, QueryPlanner, QueryResult, QueryRow } from './query.js';
+import type {
+  OutputRef,
+  QueryInput,
+  QueryPlanner,
+  QueryResult,
+  QueryRow,
+  WindowedNeed,
+} from './query.js';
 import { timeOf } from './values.js';
 
 /** How an offline query computes its windows. */
@@ -65,6 +72,8 @@ export interface OfflineContext {
   readonly batchResolvers: readonly BatchResolver[];
   /** Where offline tiles are read. */
   readonly tileDirectory: string;
+  /** The values of windowed stream resolvers' outputs at each row's time. */
+  windowedValues(needs: readonly WindowedNeed[], atMs: (row: number) => number): Promise<unknown[][]>;
   classIngest(namespace: string): ClassIngest;
 }
 
@@ -122,8 +131,14 @@ export async function offlineQuery<const O extends readonly OutputRef[]>(
     ...(request.explain === true ? { explain: true } : {}),
   });
   const times = inputTimes(request.inputTimes, prepared.rows);
+  // Windows of windowed stream resolvers: the value as of each row's own time, in every
+  // mode (a tumbling period's value is observed at its end).
+  const windowed =
+    prepared.windowed.length === 0
+      ? []
+      : await context.windowedValues(prepared.windowed, (row) => times[row] ?? Number.NaN);
   const finish = (results: WindowQueryResult[]): OfflineQueryResult<O> => {
-    const result = prepared.finish(results);
+    const result = prepared.finish(results, windowed);
     return {
       outputs: result.outputs,
       rows: result.rows.map((row, i) => ({ ...row, time: new Date(times[i] ?? Number.NaN) })),

@@ -5,6 +5,7 @@
  * (one `WindowQuery` per key shape), and turns the engine's cells into typed values:
  * numbers, Dates, lists, vectors, the feature's default where a window holds no data.
  */
+
 import type { ScalarKind } from '../dsl/nodes.js';
 import type { WindowRef } from '../dsl/window-ref.js';
 import type {
@@ -26,6 +27,7 @@ import type {
   ResultType,
   SeriesPlan,
 } from '../planner/types.js';
+import type { BoundWindowed } from '../resolvers/windowed.js';
 import { InvalidQueryError } from './errors.js';
 import { describeValue, NULL_CODE, StringDictionary, timeOf } from './values.js';
 
@@ -194,6 +196,11 @@ interface ResolvedOutput {
   readonly seriesColumns: readonly string[];
   /** The feature's continuous buffer, or 0. */
   readonly bufferMs: number;
+  /**
+   * A window of a feature a windowed stream resolver computes (docs/semantics.md
+   * section 6.1): served from the resolver's records, not from a series (`read` unused).
+   */
+  readonly windowed?: { readonly bound: BoundWindowed; readonly windowMs: number };
 }
 
 /** The outputs of a query, grouped by key shape. */
@@ -213,6 +220,8 @@ interface OutputPlan {
   readonly readOutputs: readonly (readonly string[])[];
   /** Whether any output has a continuous buffer (most plans: none). */
   readonly buffered: boolean;
+  /** The outputs windowed stream resolvers serve, by output index. */
+  readonly windowed: readonly number[];
 }
 
 /** The input keys as columns. */
@@ -242,8 +251,24 @@ export interface BufferedRowsNeed {
   }[];
 }
 
+/**
+ * What an output served by a windowed stream resolver needs: the resolver, the window,
+ * and each input row's key text (`null` for a row without the key).
+ */
+export interface WindowedNeed {
+  readonly output: number;
+  readonly canonical: string;
+  readonly bound: BoundWindowed;
+  readonly windowMs: number;
+  readonly keys: readonly (string | null)[];
+}
+
 /** A query prepared for the native call. */
 export interface PreparedQuery<O extends readonly OutputRef[]> {
+  /** The outputs windowed stream resolvers serve (most queries: none). */
+  readonly windowed: readonly WindowedNeed[];
+  /** The query's `now`, when it gives one. */
+  readonly nowMs: number | undefined;
   readonly queries: WindowQuery[];
   /** The native queries with buffered reads, and the raw rows they need. */
   readonly buffered: readonly BufferedRowsNeed[];
@@ -251,7 +276,11 @@ export interface PreparedQuery<O extends readonly OutputRef[]> {
   readonly rows: number;
   /** The output each native query's reads serve (canonical names, by read index). */
   readonly readOutputs: readonly (readonly string[])[];
-  finish(results: WindowQueryResult[]): QueryResult<O>;
+  /**
+   * Reads the answers: the native queries' results, and for each windowed need (in
+   * order) its value per row (`undefined`: no value, the default applies).
+   */
+  finish(results: WindowQueryResult[], windowed?: readonly (readonly unknown[])[]): QueryResult<O>;
 }
 
 /** How many distinct lists of output names {@link QueryPlanner} keeps planned. */
@@ -270,7 +299,11 @@ export class QueryPlanner {
   private readonly series: ReadonlyMap<string, SeriesPlan>;
   private readonly classes: ReadonlyMap<string, ClassPlan>;
 
-  constructor(private readonly plan: Plan) {
+  constructor(
+    private readonly plan: Plan,
+    /** The windowed stream resolvers of the Tessera, by `namespace.feature`. */
+    private readonly windowed: ReadonlyMap<string, BoundWindowed> = new Map(),
+  ) {
     this.series = new Map(plan.series.map((s) => [s.id, s]));
     this.classes = new Map(plan.classes.map((c) => [c.namespace, c]));
   }
@@ -291,6 +324,7 @@ export class QueryPlanner {
     }
     const explain = request.explain === true;
     const parts = new Map<string, KeyPart>();
+    const windowed = plan.windowed.map((j) => windowedNeed(plan, j, input));
     const queries: WindowQuery[] = plan.groups.map((g) => {
       const keys = g.fields.map((f) => keyPart(f, input, parts, plan, g.outputIndexes));
       const q: WindowQuery = { keys, reads: g.reads };
@@ -300,10 +334,12 @@ export class QueryPlanner {
     });
     return {
       queries,
+      windowed,
+      nowMs,
       buffered: plan.buffered ? bufferedNeeds(plan, input) : [],
       rows: input.length,
       readOutputs: plan.readOutputs,
-      finish: (results) => assemble(plan, input, results, explain),
+      finish: (results, values) => assemble(plan, input, results, explain, values ?? []),
     };
   }
 
@@ -333,7 +369,12 @@ export class QueryPlanner {
       outputIndexes: number[];
     }[] = [];
     const byShape = new Map<string, number>();
+    const windowed: number[] = [];
     const slots = outputs.map((o, i) => {
+      if (o.windowed !== undefined) {
+        windowed.push(i);
+        return { group: -1, read: windowed.length - 1 };
+      }
       let g = byShape.get(o.shape);
       if (g === undefined) {
         g = groups.length;
@@ -354,6 +395,7 @@ export class QueryPlanner {
       slots,
       readOutputs: groups.map((g) => g.outputIndexes.map((i) => outputs[i]?.info.canonical ?? '')),
       buffered: outputs.some((o) => o.bufferMs > 0),
+      windowed,
     };
     this.plans.set(output, plan);
     if (names !== null) {
@@ -368,8 +410,10 @@ export class QueryPlanner {
       let found = this.byString.get(ref);
       if (found === undefined) {
         const read = findRead(this.plan, ref);
-        if (read === undefined) throw new InvalidQueryError(this.unknownOutput(ref, index));
-        found = this.resolveRead(read);
+        if (read === undefined) {
+          found = this.resolveWindowed(ref, undefined);
+          if (found === undefined) throw new InvalidQueryError(this.unknownOutput(ref, index));
+        } else found = this.resolveRead(read);
         this.byString.set(ref, found);
       }
       return found;
@@ -379,9 +423,13 @@ export class QueryPlanner {
       if (found === undefined) {
         const read = findRead(this.plan, ref);
         if (read === undefined) {
-          throw new InvalidQueryError(this.unknownOutput(ref.canonical, index, ref.qualifiedName));
-        }
-        found = this.resolveRead(read);
+          found = this.resolveWindowed(ref.canonical, ref);
+          if (found === undefined) {
+            throw new InvalidQueryError(
+              this.unknownOutput(ref.canonical, index, ref.qualifiedName),
+            );
+          }
+        } else found = this.resolveRead(read);
         this.byRef.set(ref, found);
       }
       return found;
@@ -401,6 +449,60 @@ export class QueryPlanner {
     );
   }
 
+  /**
+   * The output of a window of a feature a windowed stream resolver of this Tessera
+   * computes, found by its canonical name or window reference; `undefined` otherwise.
+   */
+  private resolveWindowed(
+    canonical: string,
+    ref: { readonly qualifiedName: string; readonly windowMs: number } | undefined,
+  ): ResolvedOutput | undefined {
+    for (const feature of this.plan.features) {
+      if (feature.kind !== 'resolver') continue;
+      const qualified = `${feature.namespace}.${feature.name}`;
+      const window = feature.windows.find((w) =>
+        ref === undefined
+          ? w.canonical === canonical
+          : ref.qualifiedName === qualified && ref.windowMs === w.windowMs,
+      );
+      if (window === undefined) continue;
+      const bound = this.windowed.get(qualified);
+      if (bound === undefined) return undefined;
+      const fields: KeyField[] = bound.keyColumns.map((column) => ({
+        names: [`${feature.namespace}.${column}`, column],
+        encoding: 'strings',
+        kind: 'string',
+        group: false,
+      }));
+      const info: OutputInfo = Object.freeze({
+        canonical: window.canonical,
+        feature: feature.feature,
+        version: feature.version,
+        window: window.window,
+        windowMs: window.windowMs,
+        bucketSizeMs: 0,
+        resultType: feature.resultType,
+        series: '',
+        rule: -1,
+      });
+      return {
+        info,
+        fields,
+        shape: `windowed:${qualified}`,
+        read: { seriesId: '', rule: 0, windowMs: window.windowMs },
+        decode: () => undefined,
+        fallback: fromJson(feature.default, feature.resultType),
+        zeroIsOwnValue: false,
+        grouped: false,
+        namespace: feature.namespace,
+        seriesColumns: bound.keyColumns,
+        bufferMs: 0,
+        windowed: { bound, windowMs: window.windowMs },
+      };
+    }
+    return undefined;
+  }
+
   private unknownOutput(text: string, index: number, qualified?: string): string {
     const feature =
       qualified === undefined
@@ -409,7 +511,7 @@ export class QueryPlanner {
     if (feature !== undefined && feature.kind !== 'materialized') {
       const why =
         feature.kind === 'resolver'
-          ? 'has no expression (a windowed stream resolver computes it)'
+          ? 'has no expression, and no windowed stream resolver given to Tessera.open (windowedResolvers) computes it'
           : 'has an expression but no materialization';
       return `query output ${index} '${text}': ${feature.feature} ${why}, so no bucket series serves it`;
     }
@@ -494,6 +596,43 @@ function bufferExplanation(
     rawRows: native.bufferRows ?? 0,
     gap: gapFrom === null || gapTo === null ? null : { from: gapFrom, to: gapTo },
     filledUntil: at(plan.filledUntilMs),
+  };
+}
+
+/** The key text of each input row for a windowed output (`null`: the row lacks the key). */
+function windowedNeed(plan: OutputPlan, output: number, input: InputColumns): WindowedNeed {
+  const o = plan.outputs[output] as ResolvedOutput;
+  const w = o.windowed as NonNullable<ResolvedOutput['windowed']>;
+  const columns = o.fields.map((f) => {
+    const values = input.column(f.names[0]) ?? input.column(f.names[1]);
+    if (values === undefined) {
+      throw new InvalidQueryError(
+        `query input lacks '${f.names[0]}' (or '${f.names[1]}'), which ${o.info.canonical} needs: ${w.bound.resolver.name} keys its values by ${o.fields.map((x) => x.names[0]).join(', ')}`,
+      );
+    }
+    return values;
+  });
+  const keys: (string | null)[] = new Array(input.length);
+  for (let row = 0; row < input.length; row++) {
+    const parts = columns.map((c) => c[row]);
+    if (parts.some((p) => p === null || p === undefined)) {
+      keys[row] = null;
+      continue;
+    }
+    const text = w.bound.keyText(parts);
+    if ('problem' in text) {
+      throw new InvalidQueryError(
+        `query input ${o.fields[w.bound.keyColumns.indexOf(text.column)]?.names[0] ?? text.column} row ${row} ${text.problem}`,
+      );
+    }
+    keys[row] = text.text;
+  }
+  return {
+    output,
+    canonical: o.info.canonical,
+    bound: w.bound,
+    windowMs: w.windowMs,
+    keys,
   };
 }
 
@@ -783,6 +922,7 @@ function assemble<O extends readonly OutputRef[]>(
   input: InputColumns,
   results: WindowQueryResult[],
   explain: boolean,
+  windowedValues: readonly (readonly unknown[])[],
 ): QueryResult<O> {
   const listsByGroup = results.map((r) => {
     if (r.lists.length === 0) return undefined;
@@ -800,6 +940,26 @@ function assemble<O extends readonly OutputRef[]>(
     for (let j = 0; j < outputs.length; j++) {
       const output = outputs[j] as ResolvedOutput;
       const slot = plan.slots[j] as { group: number; read: number };
+      if (output.windowed !== undefined) {
+        const given = windowedValues[slot.read]?.[row];
+        const value = (given === undefined ? output.fallback : given) as FeatureValue;
+        values[j] = value;
+        byName[output.info.canonical] = value;
+        if (explanations !== undefined) {
+          explanations.push({
+            output: output.info.canonical,
+            windowMs: output.info.windowMs,
+            bucketSizeMs: 0,
+            firstBucketStart: new Date(Number.NaN),
+            lastBucketStart: new Date(Number.NaN),
+            firstBucketStartMs: Number.NaN,
+            lastBucketStartMs: Number.NaN,
+            bucketsMerged: 0,
+            defaulted: given === undefined,
+          });
+        }
+        continue;
+      }
       const result = results[slot.group] as WindowQueryResult;
       const cell = row * result.reads + slot.read;
       const decoded = output.decode(

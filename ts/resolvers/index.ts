@@ -30,8 +30,12 @@ export {
   makeWindowedStreamResolver,
   type WindowContext,
   type WindowedResult,
-  type WindowedStreamMetrics,
   type WindowedStreamResolver,
   type WindowedStreamResolverOptions,
-  WindowedStreamRunner,
 } from './windowed.js';
+export {
+  type WindowedBatchReport,
+  type WindowedStreamMetrics,
+  WindowedStreamRunner,
+  type WindowedStreamRunnerOptions,
+} from './windowed-runner.js';

@@ -1,24 +1,27 @@
 /**
- * Windowed stream resolvers: the resolver receives the messages of a window, as a list or a
- * {@link DataFrame}, and returns the feature's value, or a SQL string over the messages
- * that DuckDB runs.
+ * Windowed stream resolvers (docs/semantics.md section 6.1): the resolver receives the
+ * messages of a window, as a list or a {@link DataFrame}, and returns the feature's value,
+ * rows, or a SQL string over the messages that DuckDB runs.
  *
  * - `mode: 'tumbling'` (default): fixed, non-overlapping periods of each declared window
- *   (`[k·W, (k+1)·W)` on the epoch); the resolver runs once per period when the newest
- *   event time passes its end (or when the source ends), and the period's values are
- *   served until the next period closes.
- * - `mode: 'continuous'`: needs `keys`; messages are retained per key for the largest
- *   window, and a query computes the exact window `(now - W, now]` on demand.
+ *   (`[k·W, (k+1)·W)` on the epoch); a period's messages are held in the store until the
+ *   newest event time passes its end, then the resolver runs once per period and key and
+ *   the values are stored, observed at the period's end.
+ * - `mode: 'continuous'`: needs `keys`; every message is kept in the store for the
+ *   largest window, and a query computes the exact window `(now - W, now]` on demand.
  *
- * Values live in the runner (in memory) and are read with {@link WindowedStreamRunner.query};
- * they are not written to the bucket store, which holds mergeable states only.
+ * This file holds the definition and what the runner (`windowed-runner.ts`) and the
+ * query path (`ts/api/windowed-query.ts`) share: the key text, the resolver call, the
+ * check of its values.
  */
 import type { z } from 'zod';
-import { timeOf } from '../api/values.js';
 import { parseWindows } from '../dsl/window-ref.js';
-import { importOptionalPeer } from '../optional-peer.js';
-import type { Source, SourceMessage } from '../sources/source.js';
+import type { ClassPlan, Plan } from '../planner/types.js';
+import { describeValue } from '../rows/describe.js';
+import { numberValueProblem, wellFormedProblem } from '../rows/values.js';
+import type { Source } from '../sources/source.js';
 import { fieldReader, StreamResolverError } from './stream-resolver.js';
+import type { WindowSql } from './windowed-sql.js';
 
 /**
  * A window's messages as columns, for resolvers that want a frame rather than a list.
@@ -131,6 +134,8 @@ export interface WindowedStreamResolver {
   readonly mode: 'tumbling' | 'continuous';
   readonly keys: readonly { readonly field: string; readonly column: string }[];
   readonly timestamp: ((m: unknown) => unknown) | null;
+  /** The message field of `timestamp`, for dead letters. */
+  readonly timestampField: string | null;
   readonly input: 'list' | 'dataframe';
   readonly resolve: (messages: never, context: WindowContext) => unknown;
   readonly default: unknown;
@@ -155,7 +160,9 @@ export function makeWindowedStreamResolver<S extends z.ZodType>(
   const fail = (problem: string): never => {
     throw new StreamResolverError(`windowed stream resolver ${options.name}: ${problem}`);
   };
-  if (typeof options.name !== 'string' || options.name === '') fail('needs a name');
+  if (typeof options.name !== 'string' || options.name === '' || options.name.includes('\0')) {
+    fail('needs a name (text without NUL)');
+  }
   const output = options.output as Partial<WindowedOutput>;
   if (output?.kind !== 'windowed_feature' || output.windows === undefined) {
     fail('output must be a windowed feature (User.num_failed_logins)');
@@ -182,274 +189,116 @@ export function makeWindowedStreamResolver<S extends z.ZodType>(
     keys: Object.freeze(keys),
     timestamp:
       options.timestamp === undefined ? null : fieldReader(options.timestamp, () => undefined),
+    timestampField: options.timestamp ?? null,
     input: options.input ?? 'list',
     resolve: options.resolve as WindowedStreamResolver['resolve'],
     default: options.default ?? null,
   });
 }
 
-/** A key given as columns, in a canonical order (numbers and numeric strings alike). */
-function rowKey(columns: Readonly<Record<string, unknown>>): string {
-  return JSON.stringify(
-    Object.entries(columns)
-      .map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])
-      .sort(([a], [b]) => String(a).localeCompare(String(b))),
-  );
-}
-
-interface Retained {
-  readonly t: number;
-  readonly message: Record<string, unknown>;
-}
-
-/** The counters of a windowed runner. */
-export interface WindowedStreamMetrics {
-  readonly messages: number;
-  readonly invalid: number;
-  readonly resolverRuns: number;
-  readonly periodsClosed: number;
-}
-
-/** One SQL runner per process, created on first use. */
-let duck:
-  | Promise<{
-      run: (
-        sql: string,
-        table: string,
-        rows: readonly Record<string, unknown>[],
-      ) => Promise<Record<string, unknown>[]>;
-    }>
-  | undefined;
-
-async function duckdb() {
-  duck ??= (async () => {
-    const api = await importOptionalPeer(
-      '@duckdb/node-api',
-      'A SQL windowed resolver',
-      () => import('@duckdb/node-api'),
-    );
-    const instance = await api.DuckDBInstance.create(':memory:', { threads: '1' });
-    const connection = await instance.connect();
-    let queue: Promise<unknown> = Promise.resolve();
-    const run = async (sql: string, table: string, rows: readonly Record<string, unknown>[]) => {
-      const task = queue.then(async () => {
-        const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-        const types = columns.map((c) => {
-          const v = rows.find((r) => r[c] !== undefined && r[c] !== null)?.[c];
-          return typeof v === 'number' ? 'DOUBLE' : typeof v === 'boolean' ? 'BOOLEAN' : 'VARCHAR';
-        });
-        const quoted = (name: string) => `"${name.replace(/"/g, '""')}"`;
-        await connection.run(
-          `CREATE OR REPLACE TEMP TABLE ${quoted(table)} (${columns.map((c, i) => `${quoted(c)} ${types[i]}`).join(', ') || 'dummy INTEGER'})`,
-        );
-        if (columns.length > 0 && rows.length > 0) {
-          const appender = await connection.createAppender(table);
-          for (const row of rows) {
-            columns.forEach((c, i) => {
-              const v = row[c];
-              if (v === undefined || v === null) appender.appendNull();
-              else if (types[i] === 'DOUBLE') appender.appendDouble(Number(v));
-              else if (types[i] === 'BOOLEAN') appender.appendBoolean(Boolean(v));
-              else appender.appendVarchar(typeof v === 'string' ? v : JSON.stringify(v));
-            });
-            appender.endRow();
-          }
-          appender.closeSync();
-        }
-        const reader = await connection.runAndReadAll(sql);
-        return reader
-          .getRowObjectsJS()
-          .map((r) =>
-            Object.fromEntries(
-              Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v]),
-            ),
-          );
-      });
-      queue = task.catch(() => undefined);
-      return task;
-    };
-    return { run };
-  })();
-  return duck;
-}
-
 /**
- * Runs a windowed stream resolver: consumes its source, keeps the messages its windows
- * need, runs the resolver per window (tumbling) or per query (continuous).
- *
- * @example
- * const runner = new WindowedStreamRunner(failedLogins);
- * await runner.run(); // a finite source: until it ends
- * await runner.query({ id: 42 }, '10m'); // the value of the last closed 10m period
+ * A resolver bound to a plan: its class, the columns its values are keyed by (the
+ * `keys` columns, or the class's primary key without keys) and how each key's text is
+ * made, shared by the runner that writes values and the queries that read them.
  */
-export class WindowedStreamRunner {
-  private readonly retained = new Map<string, Retained[]>();
-  private readonly keyValues = new Map<string, Record<string, unknown>>();
-  /** Tumbling: per window, the open periods' messages by key, by period start. */
-  private readonly open = new Map<number, Map<number, Map<string, Retained[]>>>();
-  /** Tumbling: per window, the last closed period and its values by key. */
-  private readonly closed = new Map<
-    number,
-    { startMs: number; endMs: number; values: Map<string, unknown> }
-  >();
-  private watermark = Number.NEGATIVE_INFINITY;
-  private stopRequested = false;
-  private counters = { messages: 0, invalid: 0, resolverRuns: 0, periodsClosed: 0 };
-  private readonly keyReaders: ((m: unknown) => unknown)[];
-  private readonly largestMs: number;
+export class BoundWindowed {
+  readonly cls: ClassPlan;
+  /** The class columns a value is keyed by, in key order. */
+  readonly keyColumns: readonly string[];
+  /** Their kinds, for the key text. */
+  private readonly keyKinds: readonly string[];
+  readonly largestMs: number;
 
   constructor(
     readonly resolver: WindowedStreamResolver,
-    private readonly options: { batchSize?: number; maxWaitMs?: number } = {},
+    plan: Plan,
   ) {
-    this.keyReaders = resolver.keys.map((k) => fieldReader(k.field, () => undefined));
+    const fail = (problem: string): never => {
+      throw new StreamResolverError(`windowed stream resolver ${resolver.name}: ${problem}`);
+    };
+    const cls = plan.classes.find((c) => c.namespace === resolver.namespace);
+    if (cls === undefined) fail(`its output class ${resolver.namespace} is not planned`);
+    this.cls = cls as ClassPlan;
+    const feature = plan.features.find(
+      (f) => f.namespace === resolver.namespace && f.name === resolver.feature,
+    );
+    if (feature === undefined || feature.kind !== 'resolver') {
+      fail(
+        `${resolver.namespace}.${resolver.feature} is not a windowed feature without an expression of the plan`,
+      );
+    }
+    this.keyColumns =
+      resolver.keys.length > 0 ? resolver.keys.map((k) => k.column) : this.cls.primaryKey;
+    this.keyKinds = this.keyColumns.map((name) => {
+      const column = this.cls.columns.find((c) => c.name === name);
+      if (column === undefined) {
+        fail(`key column ${name} is not a column of ${this.cls.namespace}`);
+      }
+      return column?.type.kind ?? 'string';
+    });
+    if (this.keyColumns.length === 0)
+      fail(`${this.cls.namespace} has no primary key to key values by`);
     this.largestMs = Math.max(...resolver.windows.map((w) => w.ms));
   }
 
-  metrics(): WindowedStreamMetrics {
-    return { ...this.counters };
-  }
-
-  /** Consumes until {@link stop} or the end of a finite source (then closes every period). */
-  async run(): Promise<WindowedStreamMetrics> {
-    const source = this.resolver.source;
-    this.stopRequested = false;
-    await source.start([]);
-    try {
-      while (!this.stopRequested) {
-        const batch = await source.poll(
-          this.options.batchSize ?? 4096,
-          this.options.maxWaitMs ?? 100,
-        );
-        if (batch.length === 0) {
-          if (source.ended) break;
-          continue;
+  /**
+   * The text a key is stored under: its values in key order, each as its column's kind
+   * (`'7'` and `7` are the same int key), or `null` with the column whose value is
+   * missing or of another kind.
+   */
+  keyText(values: readonly unknown[]): { text: string } | { column: string; problem: string } {
+    const parts: (number | string | boolean)[] = [];
+    for (const [i, kind] of this.keyKinds.entries()) {
+      const column = this.keyColumns[i] as string;
+      let v = values[i];
+      if (typeof v === 'bigint') v = Number(v);
+      if (v === null || v === undefined) return { column, problem: 'is missing' };
+      if (kind === 'int' || kind === 'float') {
+        const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+        if (
+          typeof n !== 'number' ||
+          !Number.isFinite(n) ||
+          (kind === 'int' && !Number.isSafeInteger(n))
+        ) {
+          return {
+            column,
+            problem: `is ${describeValue(v)}, not a ${kind === 'int' ? 'whole number within 2^53' : 'number'}`,
+          };
         }
-        for (const raw of batch) this.accept(raw);
-        if (this.resolver.mode === 'tumbling') await this.closePeriods(this.watermark);
+        parts.push(n);
+      } else if (kind === 'boolean') {
+        if (typeof v !== 'boolean')
+          return { column, problem: `is ${describeValue(v)}, not a boolean` };
+        parts.push(v);
+      } else {
+        if (typeof v !== 'string' && typeof v !== 'number') {
+          return { column, problem: `is ${describeValue(v)}, not a string` };
+        }
+        parts.push(String(v));
       }
-      if (this.resolver.mode === 'tumbling') await this.closePeriods(Number.POSITIVE_INFINITY);
-    } finally {
-      await source.close();
     }
-    return this.metrics();
+    return { text: JSON.stringify(parts) };
   }
 
-  async stop(): Promise<void> {
-    this.stopRequested = true;
-  }
-
-  /** Adds one message (also usable without a source, e.g. from tests). */
-  accept(raw: SourceMessage): void {
-    this.counters.messages += 1;
-    let json: unknown;
-    try {
-      json = JSON.parse(raw.value.toString('utf8'));
-    } catch {
-      this.counters.invalid += 1;
-      return;
-    }
-    const parsed = this.resolver.messageType.safeParse(json);
-    if (!parsed.success) {
-      this.counters.invalid += 1;
-      return;
-    }
-    const message = parsed.data as Record<string, unknown>;
-    let t = raw.timestampMs;
-    if (this.resolver.timestamp !== null) {
-      const out = { ms: 0 };
-      if (timeOf(this.resolver.timestamp(message), out) !== null) {
-        this.counters.invalid += 1;
-        return;
-      }
-      t = out.ms;
-    }
-    const keyParts = this.keyReaders.map((read) => read(message));
-    if (keyParts.some((k) => k === undefined || k === null)) {
-      this.counters.invalid += 1;
-      return;
-    }
-    const key = JSON.stringify(keyParts);
-    if (!this.keyValues.has(key)) {
-      this.keyValues.set(
-        key,
-        Object.fromEntries(this.resolver.keys.map((k, i) => [k.field, keyParts[i]])),
+  /** The window of the feature `ms` long (`10m`), or an error naming the windows. */
+  window(ms: number): { readonly declared: string; readonly ms: number } {
+    const w = this.resolver.windows.find((x) => x.ms === ms);
+    if (w === undefined) {
+      throw new StreamResolverError(
+        `${this.resolver.namespace}.${this.resolver.feature} has no window of ${ms} ms (windows: ${this.resolver.windows.map((x) => x.declared).join(', ')})`,
       );
     }
-    if (t > this.watermark) this.watermark = t;
-    const entry = { t, message };
-    if (this.resolver.mode === 'continuous') {
-      let list = this.retained.get(key);
-      if (list === undefined) {
-        list = [];
-        this.retained.set(key, list);
-      }
-      list.push(entry);
-      return;
-    }
-    for (const w of this.resolver.windows) {
-      const start = Math.floor(t / w.ms) * w.ms;
-      const last = this.closed.get(w.ms);
-      if (last !== undefined && start < last.endMs) continue; // its period already closed
-      let periods = this.open.get(w.ms);
-      if (periods === undefined) {
-        periods = new Map();
-        this.open.set(w.ms, periods);
-      }
-      let byKey = periods.get(start);
-      if (byKey === undefined) {
-        byKey = new Map();
-        periods.set(start, byKey);
-      }
-      const list = byKey.get(key);
-      if (list === undefined) byKey.set(key, [entry]);
-      else list.push(entry);
-    }
+    return w;
   }
 
-  private async closePeriods(watermark: number): Promise<void> {
-    for (const w of this.resolver.windows) {
-      const periods = this.open.get(w.ms);
-      if (periods === undefined) continue;
-      const ready = [...periods.keys()].filter((s) => s + w.ms <= watermark).sort((a, b) => a - b);
-      for (const start of ready) {
-        const byKey = periods.get(start) ?? new Map<string, Retained[]>();
-        periods.delete(start);
-        const values = new Map<string, unknown>();
-        const context = { window: w.declared, windowMs: w.ms, startMs: start, endMs: start + w.ms };
-        for (const [key, entries] of byKey) {
-          const messages = entries.map((e) => e.message);
-          if (this.resolver.keys.length > 0) {
-            values.set(key, await this.compute(messages, context, key));
-            continue;
-          }
-          // Without keys the resolver sees the whole period and returns rows: the
-          // feature's column, and the key columns that say whose value it is.
-          for (const row of await this.rows(messages, context)) {
-            const { [this.resolver.feature]: value, ...keyColumns } = row;
-            values.set(rowKey(keyColumns), value);
-          }
-        }
-        this.closed.set(w.ms, { startMs: start, endMs: start + w.ms, values });
-        this.counters.periodsClosed += 1;
-      }
-    }
-  }
-
-  /** Runs the resolver on a whole period (no keys); returns its rows. */
-  private async rows(
-    messages: Record<string, unknown>[],
-    window: Omit<WindowContext, 'key'>,
-  ): Promise<Record<string, unknown>[]> {
-    const result = await this.invoke(messages, { ...window, key: null });
-    const list = Array.isArray(result) ? result : result === null ? [] : [result];
-    return list.filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null);
-  }
-
-  /** Calls the resolver (list or frame), running a returned SQL string with DuckDB. */
-  private async invoke(
+  /**
+   * Calls the resolver on `messages` (a list or a frame), running a returned SQL string
+   * with `sql`.
+   */
+  async invoke(
     messages: Record<string, unknown>[],
     context: WindowContext,
+    sql: () => Promise<WindowSql>,
   ): Promise<unknown> {
     const frame = new DataFrame(messages, `${this.resolver.name}_messages`);
     const input =
@@ -459,70 +308,58 @@ export class WindowedStreamRunner {
             tableName: frame.tableName,
             toString: () => frame.tableName,
           });
-    this.counters.resolverRuns += 1;
     const result = (await this.resolver.resolve(input as never, context)) as unknown;
     if (typeof result !== 'string') return result;
-    const sql = await duckdb();
-    return sql.run(result, frame.tableName, messages);
+    return (await sql()).run(result, frame.tableName, messages);
   }
 
-  /** Runs the resolver on one key's messages; returns the feature's value. */
-  private async compute(
-    messages: Record<string, unknown>[],
-    window: Omit<WindowContext, 'key'>,
-    key: string,
-  ): Promise<unknown> {
-    const keyValue = this.resolver.keys.length > 0 ? (this.keyValues.get(key) ?? null) : null;
-    return this.valueOf(await this.invoke(messages, { ...window, key: keyValue }));
-  }
-
-  /** The feature value in a resolver's result (a value, a row, or the first row). */
-  private valueOf(result: unknown): unknown {
+  /**
+   * The feature value in a resolver's result for one key: a value, a row holding the
+   * feature's column, or the first row; `undefined` for no row.
+   */
+  valueOf(result: unknown): unknown {
     const row = Array.isArray(result) ? result[0] : result;
-    if (row === undefined) return this.resolver.default;
+    if (row === undefined) return undefined;
     if (typeof row !== 'object' || row === null) return row;
     const record = row as Record<string, unknown>;
     if (this.resolver.feature in record) return record[this.resolver.feature];
     const values = Object.values(record);
-    return values.length === 1 ? values[0] : (values[values.length - 1] ?? this.resolver.default);
+    return values.length === 1 ? values[0] : undefined;
   }
 
   /**
-   * The feature's value for `key` (key column -> value, as in `keys`) over `window`:
-   * tumbling, the last closed period's; continuous, the exact window `(now - W, now]`.
+   * The rows of a whole period's result (no keys): each row's key text and value, or the
+   * problem of a row that does not name its key.
    */
-  async query(
-    key: Readonly<Record<string, unknown>>,
-    window: string,
-    now: number = Date.now(),
-  ): Promise<unknown> {
-    const w = this.resolver.windows.find(
-      (x) => x.declared === window || parseWindows([window])[0]?.ms === x.ms,
-    );
-    if (w === undefined) {
-      throw new StreamResolverError(
-        `${this.resolver.namespace}.${this.resolver.feature} has no window ${window} (windows: ${this.resolver.windows.map((x) => x.declared).join(', ')})`,
-      );
-    }
-    const parts = this.resolver.keys.map((k) => key[k.column] ?? key[k.field]);
-    const id = this.resolver.keys.length > 0 ? JSON.stringify(parts) : rowKey(key);
-    if (this.resolver.mode === 'tumbling') {
-      const last = this.closed.get(w.ms);
-      if (last === undefined) return this.resolver.default;
-      return last.values.has(id) ? last.values.get(id) : this.resolver.default;
-    }
-    const entries = (this.retained.get(id) ?? []).filter((e) => e.t > now - w.ms && e.t <= now);
-    // Forget what no window needs any more.
-    const list = this.retained.get(id);
-    if (list !== undefined) {
-      const keep = list.filter((e) => e.t > this.watermark - this.largestMs);
-      if (keep.length < list.length) this.retained.set(id, keep);
-    }
-    if (entries.length === 0) return this.resolver.default;
-    return this.compute(
-      entries.map((e) => e.message),
-      { window: w.declared, windowMs: w.ms, startMs: now - w.ms, endMs: now },
-      id,
-    );
+  rowsOf(result: unknown): ({ key: string; value: unknown } | { problem: string })[] {
+    const list = Array.isArray(result)
+      ? result
+      : result === null || result === undefined
+        ? []
+        : [result];
+    return list.map((row, i) => {
+      if (typeof row !== 'object' || row === null) {
+        return {
+          problem: `row ${i} is ${describeValue(row)}, not a row of ${this.keyColumns.join(', ')} and ${this.resolver.feature}`,
+        };
+      }
+      const record = row as Record<string, unknown>;
+      const key = this.keyText(this.keyColumns.map((c) => record[c]));
+      if ('problem' in key) return { problem: `row ${i}: ${key.column} ${key.problem}` };
+      return { key: key.text, value: record[this.resolver.feature] };
+    });
   }
+}
+
+/**
+ * Why a resolver's value cannot be stored (the one check of values that rows get,
+ * `ts/rows/values.ts`), or `null`: a finite number, a string UTF-8 holds exactly, a
+ * boolean or null.
+ */
+export function windowedValueProblem(value: unknown): string | null {
+  if (value === null || typeof value === 'boolean') return null;
+  if (typeof value === 'bigint') return numberValueProblem('int', Number(value));
+  if (typeof value === 'number') return numberValueProblem('float', value);
+  if (typeof value === 'string') return wellFormedProblem(value);
+  return `is ${describeValue(value)}, not a number, string, boolean or null`;
 }
