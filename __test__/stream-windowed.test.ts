@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { seededRandom } from '../ts/cli/seeded-random.js';
-import { features, string, windowed } from '../ts/dsl/index.js';
+import { features, int, string, windowed } from '../ts/dsl/index.js';
 import { InvalidQueryError, Tessera } from '../ts/index.js';
 import {
   DataFrame,
@@ -163,6 +163,58 @@ describe('tumbling windows', () => {
     } finally {
       tessera.close();
     }
+  });
+
+  it('serves the default once a value is older than maxStaleness, and values as of a past time offline', async () => {
+    const Account = features('account', {
+      id: int().primary(),
+      failed: windowed('10m', '30m', { default: 0, maxStaleness: '10m' }),
+    });
+    const resolver = makeWindowedStreamResolver({
+      name: 'account_failed',
+      source: loginSource(),
+      messageType: LoginMessage,
+      output: Account.failed,
+      keys: { user_id: 'id' },
+      timestamp: 'at',
+      resolve: (events) => events.filter((e) => e.failed).length,
+    });
+    const tessera = Tessera.open({
+      path: path(),
+      features: [Account],
+      windowedResolvers: [resolver],
+    });
+    try {
+      await new WindowedStreamRunner(tessera, resolver).run();
+      const at = (now: number) =>
+        tessera
+          .query({ input: { 'account.id': [1, 2] }, output: [Account.failed['10m']], now })
+          .rows.map((r) => r.values[0]);
+      // At T0 + 35m user 1's latest 10m value ended 5 minutes before, user 2's 15.
+      expect(at(T0 + 35 * MINUTE)).toEqual([1, 0]);
+      expect(at(T0 + 25 * MINUTE)).toEqual([1, 2]);
+      expect(at(T0 + 2 * DAY)).toEqual([0, 0]);
+      // Offline, each row at its own time: the value observed then.
+      const offline = await tessera.offlineQuery({
+        input: { 'account.id': [1, 1, 2, 1] },
+        inputTimes: [T0 + 15 * MINUTE, T0 + 35 * MINUTE, T0 + 25 * MINUTE, T0 + 5 * MINUTE],
+        output: [Account.failed['10m'], Account.failed['30m']],
+      });
+      expect(offline.rows.map((r) => r.values)).toEqual([
+        [2, 0],
+        [1, 4],
+        [2, 0],
+        [0, 0],
+      ]);
+    } finally {
+      tessera.close();
+    }
+    expect(() =>
+      Tessera.open({
+        path: path(),
+        features: [features('bad', { id: int().primary(), n: windowed('10m', { defualt: 0 } as never) })],
+      }),
+    ).toThrow(/bad.n: unknown option 'defualt'/);
   });
 
   it('refuses a runner for a resolver Tessera.open was not given, and bad definitions', () => {

@@ -11,7 +11,10 @@ import type { WindowSql } from '../resolvers/windowed-sql.js';
 import { InvalidQueryError } from './errors.js';
 import type { WindowedNeed } from './query.js';
 
-/** Each row's value of a tumbling window at its time (`undefined`: none, the default). */
+/**
+ * Each row's value of a tumbling window at its time: the latest period's that ended at or
+ * before it, unless older than the feature's `maxStaleness` (`undefined`: the default).
+ */
 export function tumblingValues(
   engine: BucketEngine,
   need: WindowedNeed,
@@ -29,8 +32,12 @@ export function tumblingValues(
   const out: unknown[] = new Array(need.keys.length).fill(undefined);
   if (keys.length === 0) return out;
   const found = engine.windowedValues(need.bound.resolver.name, need.windowMs, keys, at);
+  const maxAge = need.bound.maxStalenessMs;
   for (const [i, value] of found.entries()) {
-    if (value !== null) out[rows[i] as number] = JSON.parse(value.value.toString('utf8'));
+    if (value === null) continue;
+    // Older than the feature's maxStaleness: the default.
+    if (maxAge !== null && (at[i] as number) - value.endMs > maxAge) continue;
+    out[rows[i] as number] = JSON.parse(value.value.toString('utf8'));
   }
   return out;
 }

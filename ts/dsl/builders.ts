@@ -182,6 +182,7 @@ export interface WindowedSpec {
   readonly materialization: Materialization | null;
   readonly hasDefault: boolean;
   readonly default: unknown;
+  readonly maxStaleness: string | null;
   readonly problems: readonly string[];
 }
 
@@ -244,6 +245,11 @@ export interface ResolvedWindowedOptions<
   readonly expression?: undefined;
   /** Returned when a window holds no data; also gives the feature its value type. */
   readonly default?: V;
+  /**
+   * How old the latest value of a tumbling windowed stream resolver may be (`'10m'`,
+   * `'infinity'`, the default) before queries serve the default instead.
+   */
+  readonly maxStaleness?: string;
 }
 
 /**
@@ -370,6 +376,15 @@ function buildWindowed(args: readonly unknown[], grouped: boolean): unknown {
       else problems.push(`${key} lists ${String(n)}, which is not a whole number > 0`);
     }
   }
+  const known = ['days', 'hours', 'minutes', 'expression', 'materialization', 'default', 'maxStaleness'];
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      problems.push(`unknown option '${key}' (options: ${known.join(', ')})`);
+    }
+  }
+  if (options.maxStaleness !== undefined && typeof options.maxStaleness !== 'string') {
+    problems.push(`maxStaleness must be a duration such as '10m' or 'infinity'`);
+  }
   let expression: AggregateNode | null = null;
   if (options.expression instanceof AggregateImpl) expression = options.expression.node;
   else if (options.expression !== undefined) {
@@ -385,6 +400,7 @@ function buildWindowed(args: readonly unknown[], grouped: boolean): unknown {
         : materialization,
     hasDefault: 'default' in options && options.default !== undefined,
     default: options.default,
+    maxStaleness: typeof options.maxStaleness === 'string' ? options.maxStaleness : null,
     problems: Object.freeze(problems),
   });
   return Object.freeze({ kind: 'windowed', grouped, spec });

@@ -438,6 +438,7 @@ function versionDefinition(spec: WindowedSpec, version: number | null): Windowed
     materialization: spec.materialization,
     hasDefault: spec.hasDefault,
     default: spec.default,
+    maxStaleness: spec.maxStaleness,
     problems: spec.problems,
   });
 }

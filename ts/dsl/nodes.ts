@@ -181,6 +181,8 @@ export interface WindowedVersionDefinition {
   readonly materialization: Materialization | null;
   readonly hasDefault: boolean;
   readonly default: unknown;
+  /** How old a windowed stream resolver's value may be before the default is served. */
+  readonly maxStaleness: string | null;
   readonly problems: readonly string[];
 }
 

@@ -5,6 +5,7 @@
 import {
   canonicalWindowName,
   formatDuration,
+  MAX_DURATION_MS,
   tryParseDuration,
   windowSecondsName,
 } from '../dsl/duration.js';
@@ -168,6 +169,25 @@ function compileVersion(
       `${feature} is materialized but has no expression to aggregate`,
     );
   }
+  let maxStalenessMs: number | undefined;
+  if (v.maxStaleness !== null) {
+    if (v.expression !== null) {
+      diags.error(
+        feature,
+        'invalid_definition',
+        `${feature}: maxStaleness applies to windowed features a windowed stream resolver computes (without an expression); a materialized window is always fresh to its last commit`,
+      );
+    } else {
+      const parsed = tryParseDuration(v.maxStaleness);
+      if (!parsed.ok || parsed.ms < 0) {
+        diags.error(
+          feature,
+          'invalid_definition',
+          `${feature}: maxStaleness '${v.maxStaleness}' is not a duration such as '10m' or 'infinity'`,
+        );
+      } else if (parsed.ms < MAX_DURATION_MS) maxStalenessMs = parsed.ms;
+    }
+  }
 
   const buckets =
     expression !== null && v.materialization !== null
@@ -217,6 +237,7 @@ function compileVersion(
     materialization: buckets?.plan ?? null,
     resultType,
     default: dflt ?? null,
+    ...(maxStalenessMs === undefined ? {} : { maxStalenessMs }),
   });
   if (expression === null || buckets === null) return;
 

@@ -259,6 +259,11 @@ export interface FeaturePlan {
   readonly materialization: MaterializationPlan | null;
   readonly resultType: ResultType;
   readonly default: JsonValue;
+  /**
+   * A feature a windowed stream resolver computes: how old its latest value may be
+   * before the default is served (absent: any age).
+   */
+  readonly maxStalenessMs?: number;
 }
 
 /** A column of a class. */

@@ -208,6 +208,8 @@ export class BoundWindowed {
   /** Their kinds, for the key text. */
   private readonly keyKinds: readonly string[];
   readonly largestMs: number;
+  /** The feature's `maxStaleness`, or `null` (any age). */
+  readonly maxStalenessMs: number | null;
 
   constructor(
     readonly resolver: WindowedStreamResolver,
@@ -239,6 +241,12 @@ export class BoundWindowed {
     if (this.keyColumns.length === 0)
       fail(`${this.cls.namespace} has no primary key to key values by`);
     this.largestMs = Math.max(...resolver.windows.map((w) => w.ms));
+    this.maxStalenessMs = feature?.maxStalenessMs ?? null;
+    if (this.maxStalenessMs !== null && resolver.mode === 'continuous') {
+      fail(
+        `${resolver.namespace}.${resolver.feature} declares maxStaleness, which applies to tumbling values; a continuous window is computed when it is asked`,
+      );
+    }
   }
 
   /**
