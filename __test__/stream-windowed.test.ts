@@ -212,7 +212,9 @@ describe('tumbling windows', () => {
     expect(() =>
       Tessera.open({
         path: path(),
-        features: [features('bad', { id: int().primary(), n: windowed('10m', { defualt: 0 } as never) })],
+        features: [
+          features('bad', { id: int().primary(), n: windowed('10m', { defualt: 0 } as never) }),
+        ],
       }),
     ).toThrow(/bad.n: unknown option 'defualt'/);
   });

@@ -73,7 +73,10 @@ export interface OfflineContext {
   /** Where offline tiles are read. */
   readonly tileDirectory: string;
   /** The values of windowed stream resolvers' outputs at each row's time. */
-  windowedValues(needs: readonly WindowedNeed[], atMs: (row: number) => number): Promise<unknown[][]>;
+  windowedValues(
+    needs: readonly WindowedNeed[],
+    atMs: (row: number) => number,
+  ): Promise<unknown[][]>;
   classIngest(namespace: string): ClassIngest;
 }
 

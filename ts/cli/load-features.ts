@@ -9,6 +9,7 @@ import {
 } from '../batch/schedules.js';
 import { isOnlineResolver, type OnlineResolver } from '../buffer/online-resolver.js';
 import { type AnyFeatureClass, isFeatureClass } from '../dsl/feature-class.js';
+import { isWindowedStreamResolver, type WindowedStreamResolver } from '../resolvers/windowed.js';
 import { UsageError } from './command.js';
 
 /** What a feature module exports that commands use. */
@@ -20,6 +21,8 @@ export interface FeatureModule {
   readonly scheduledBackfills: ScheduledAggregateBackfillJob[];
   /** Exported online resolvers (`makeOnlineResolver`), for continuous buffers. */
   readonly onlineResolvers: OnlineResolver[];
+  /** Exported windowed stream resolvers (`makeWindowedStreamResolver`). */
+  readonly windowedResolvers: WindowedStreamResolver[];
 }
 
 /**
@@ -54,11 +57,13 @@ export async function loadFeatureModule(path: string, cwd: string): Promise<Feat
   const resolvers = new Set<BatchResolver>();
   const schedules = new Set<ScheduledAggregateBackfillJob>();
   const online = new Set<OnlineResolver>();
+  const windowed = new Set<WindowedStreamResolver>();
   const take = (value: unknown): boolean => {
     if (isFeatureClass(value)) found.add(value);
     else if (isBatchResolver(value)) resolvers.add(value);
     else if (isScheduledAggregateBackfill(value)) schedules.add(value);
     else if (isOnlineResolver(value)) online.add(value);
+    else if (isWindowedStreamResolver(value)) windowed.add(value);
     else return false;
     return true;
   };
@@ -80,5 +85,6 @@ export async function loadFeatureModule(path: string, cwd: string): Promise<Feat
     batchResolvers: [...resolvers],
     scheduledBackfills: [...schedules],
     onlineResolvers: [...online],
+    windowedResolvers: [...windowed],
   };
 }

@@ -376,7 +376,15 @@ function buildWindowed(args: readonly unknown[], grouped: boolean): unknown {
       else problems.push(`${key} lists ${String(n)}, which is not a whole number > 0`);
     }
   }
-  const known = ['days', 'hours', 'minutes', 'expression', 'materialization', 'default', 'maxStaleness'];
+  const known = [
+    'days',
+    'hours',
+    'minutes',
+    'expression',
+    'materialization',
+    'default',
+    'maxStaleness',
+  ];
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {
       problems.push(`unknown option '${key}' (options: ${known.join(', ')})`);

@@ -196,6 +196,15 @@ export function makeWindowedStreamResolver<S extends z.ZodType>(
   });
 }
 
+/** Whether `value` was made by {@link makeWindowedStreamResolver}. */
+export function isWindowedStreamResolver(value: unknown): value is WindowedStreamResolver {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { kind?: unknown }).kind === 'windowed_stream_resolver'
+  );
+}
+
 /**
  * A resolver bound to a plan: its class, the columns its values are keyed by (the
  * `keys` columns, or the class's primary key without keys) and how each key's text is

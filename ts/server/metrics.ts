@@ -11,6 +11,7 @@ import type { Counter, Registry } from 'prom-client';
 import type { OutputRef, QueryRequest, QueryResult } from '../api/query.js';
 import { requireOptionalPeer } from '../optional-peer.js';
 import type { StreamMetrics, StreamRunner } from '../resolvers/runner.js';
+import type { WindowedStreamMetrics, WindowedStreamRunner } from '../resolvers/windowed-runner.js';
 import type { Tessera } from '../tessera.js';
 
 /** What {@link registerTesseraMetrics} reads. */
@@ -19,6 +20,8 @@ export interface TesseraMetricsSources {
   readonly tessera: Tessera;
   /** The stream runners to report (more can be added with {@link TesseraMetrics.addStream}). */
   readonly streams?: readonly StreamRunner[];
+  /** The windowed stream runners to report. */
+  readonly windowed?: readonly WindowedStreamRunner[];
 }
 
 /** Options of {@link registerTesseraMetrics}. */
@@ -87,6 +90,25 @@ const STREAM_COUNTERS: readonly (readonly [string, CounterField, string])[] = [
   ['stream_replayed_total', 'replayed', 'Messages read again to rebuild the dedupe memory'],
 ];
 
+type WindowedField = keyof Pick<
+  WindowedStreamMetrics,
+  'messages' | 'accepted' | 'deadLetters' | 'lateEvents' | 'periodsClosed' | 'resolverErrors'
+>;
+
+/** The windowed stream runners' counters: metric suffix, runner field, help. */
+const WINDOWED_COUNTERS: readonly (readonly [string, WindowedField, string])[] = [
+  ['windowed_messages_total', 'messages', 'Messages a windowed stream resolver consumed'],
+  ['windowed_accepted_messages_total', 'accepted', 'Messages kept for its windows'],
+  ['windowed_dead_letters_total', 'deadLetters', 'Messages kept as dead letters (bad or late)'],
+  ['windowed_late_events_total', 'lateEvents', 'Messages late for at least one window'],
+  ['windowed_periods_closed_total', 'periodsClosed', 'Tumbling periods closed'],
+  [
+    'windowed_resolver_errors_total',
+    'resolverErrors',
+    'Period values the resolver could not give (it threw, or gave a bad value)',
+  ],
+];
+
 /**
  * Registers Tessera's metrics on `registry` and returns the handle that adds streams
  * and records query latency. Names (with the default prefix):
@@ -96,6 +118,10 @@ const STREAM_COUNTERS: readonly (readonly [string, CounterField, string])[] = [
  * - `tessera_stream_lag_messages` (gauge, labels `resolver`, `partition`),
  *   `tessera_stream_messages_per_second`, `tessera_stream_running`,
  *   `tessera_stream_last_commit_timestamp_seconds` (gauges, label `resolver`);
+ * - `tessera_windowed_messages_total`, `_windowed_accepted_messages_total`,
+ *   `_windowed_dead_letters_total`, `_windowed_late_events_total`,
+ *   `_windowed_periods_closed_total`, `_windowed_resolver_errors_total` (counters, label
+ *   `resolver`): windowed stream runners;
  * - `tessera_query_duration_seconds` (histogram, label `outcome`);
  * - `tessera_store_disk_bytes`, `tessera_store_bucket_entries`, `tessera_store_series`,
  *   `tessera_store_pending_rows` (gauges).
@@ -157,6 +183,28 @@ export function registerTesseraMetrics(
     return counter;
   });
   const first = (): Counter<'resolver'> | undefined => counters[0];
+
+  // Windowed runners, mirrored the same way.
+  const windowedRunners = [...(sources.windowed ?? [])];
+  const windowedSeen = new Map<WindowedStreamRunner, Partial<Record<WindowedField, number>>>();
+  for (const [suffix, field, help] of WINDOWED_COUNTERS) {
+    const counter: Counter<'resolver'> = new Counter({
+      name: name(suffix),
+      help,
+      labelNames: ['resolver'],
+      registers,
+      collect() {
+        for (const runner of windowedRunners) {
+          const m = runner.metrics();
+          const last = windowedSeen.get(runner) ?? {};
+          counter.inc({ resolver: m.resolver }, Math.max(0, m[field] - (last[field] ?? 0)));
+          last[field] = m[field];
+          windowedSeen.set(runner, last);
+        }
+      },
+    });
+    void counter;
+  }
 
   new Gauge({
     name: name('stream_lag_messages'),

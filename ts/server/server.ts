@@ -14,6 +14,8 @@ import { requireOptionalPeer } from '../optional-peer.js';
 import type { PlanInput } from '../planner/compile.js';
 import { StreamRunner, type StreamRunnerOptions } from '../resolvers/runner.js';
 import type { StreamResolver } from '../resolvers/stream-resolver.js';
+import type { WindowedStreamResolver } from '../resolvers/windowed.js';
+import { WindowedStreamRunner } from '../resolvers/windowed-runner.js';
 import { Tessera, type TesseraOptions } from '../tessera.js';
 import { buildApp } from './app.js';
 import { HttpBackfills } from './backfills.js';
@@ -28,6 +30,11 @@ export interface ServeOptions {
   readonly features: PlanInput;
   /** Stream resolvers to run, each with its own runner (default none). */
   readonly streams?: readonly StreamResolver[];
+  /**
+   * Windowed stream resolvers to run, each with its own runner, and whose features the
+   * routes serve (default none).
+   */
+  readonly windowed?: readonly WindowedStreamResolver[];
   /** Address to bind (default `127.0.0.1`); a non-loopback address needs `token`. */
   readonly host?: string;
   /** Port (default 8080; 0 picks a free one, see {@link TesseraServer.port}). */
@@ -69,6 +76,8 @@ export class TesseraServer {
   private constructor(
     readonly tessera: Tessera,
     readonly streams: readonly StreamRunner[],
+    /** The windowed stream runners. */
+    readonly windowed: readonly WindowedStreamRunner[],
     /** The scheduler of the backfill jobs, when the server runs them. */
     readonly schedules: BackfillScheduler | undefined,
     /** Backfills started over HTTP. */
@@ -82,7 +91,7 @@ export class TesseraServer {
     readonly port: number,
     onStreamError: ((resolver: string, error: unknown) => void) | undefined,
   ) {
-    this.runs = streams.map((runner) =>
+    this.runs = [...streams, ...windowed].map((runner) =>
       runner.run().catch((error: unknown) => {
         this.failures.set(
           runner.name,
@@ -113,6 +122,7 @@ export class TesseraServer {
       ...(options.clockMs === undefined ? {} : { clock: options.clockMs }),
       path: options.path,
       features: options.features,
+      ...(options.windowed === undefined ? {} : { windowedResolvers: options.windowed }),
     });
     let app: FastifyInstance | undefined;
     try {
@@ -129,13 +139,32 @@ export class TesseraServer {
           ...(clockMs === undefined ? {} : { clock: () => clockMs }),
         });
       });
+      const windowedRunners = (options.windowed ?? []).map((resolver) => {
+        if (names.has(resolver.name)) {
+          throw new Error(`two stream resolvers are named ${resolver.name}`);
+        }
+        names.add(resolver.name);
+        return new WindowedStreamRunner(tessera, resolver, {
+          ...(options.runner?.batchSize === undefined
+            ? {}
+            : { batchSize: options.runner.batchSize }),
+          ...(options.runner?.maxWaitMs === undefined
+            ? {}
+            : { maxWaitMs: options.runner.maxWaitMs }),
+          ...(clockMs === undefined ? {} : { clock: () => clockMs }),
+        });
+      });
       const prom = requireOptionalPeer<typeof import('prom-client')>(
         'prom-client',
         'tessera serve',
       );
       const registry = new prom.Registry();
       prom.collectDefaultMetrics({ register: registry });
-      const metrics = registerTesseraMetrics(registry, { tessera, streams: runners });
+      const metrics = registerTesseraMetrics(registry, {
+        tessera,
+        streams: runners,
+        windowed: windowedRunners,
+      });
       const schedules =
         options.schedules === false
           ? undefined
@@ -162,6 +191,7 @@ export class TesseraServer {
       server = new TesseraServer(
         tessera,
         runners,
+        windowedRunners,
         schedules,
         backfills,
         registry,
@@ -207,7 +237,7 @@ export class TesseraServer {
       try {
         await this.app.close();
       } finally {
-        await Promise.all(this.streams.map((r) => r.stop()));
+        await Promise.all([...this.streams, ...this.windowed].map((r) => r.stop()));
         await Promise.all(this.runs);
         await this.schedules?.stop();
         await this.backfills.close();

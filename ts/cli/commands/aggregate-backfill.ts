@@ -203,6 +203,7 @@ export const aggregateBackfill: Command = {
       features: module.classes,
       batchResolvers: module.batchResolvers,
       onlineResolvers: module.onlineResolvers,
+      windowedResolvers: module.windowedResolvers,
     });
     try {
       // Without --feature: the features whose windows read buckets from before their

@@ -89,6 +89,7 @@ export const aggregateSchedules: Command = {
       features: module.classes,
       batchResolvers: module.batchResolvers,
       onlineResolvers: module.onlineResolvers,
+      windowedResolvers: module.windowedResolvers,
       scheduledBackfills: module.scheduledBackfills,
     });
     try {

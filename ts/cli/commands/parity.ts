@@ -140,6 +140,7 @@ export const parityCommand: Command = {
       features: module.classes,
       batchResolvers: module.batchResolvers,
       onlineResolvers: module.onlineResolvers,
+      windowedResolvers: module.windowedResolvers,
       createIfMissing: false,
     });
     try {

@@ -15,21 +15,16 @@ import { type Command, type OptionValues, UsageError } from '../command.js';
 import { loadFeatureModule } from '../load-features.js';
 import { cliTime, clockOption, storePathOption } from '../options.js';
 
-/** The stream resolvers a module exports (directly, or in an exported list or object). */
+/**
+ * The stream resolvers a module exports (directly, or in an exported list or object);
+ * its windowed stream resolvers come with the module (`loadFeatureModule`).
+ */
 async function loadStreamResolvers(path: string, cwd: string): Promise<StreamResolver[]> {
   // Already imported by loadFeatureModule: this is the same module instance.
   const mod = (await import(pathToFileURL(resolve(cwd, path)).href)) as Record<string, unknown>;
   const found = new Set<StreamResolver>();
-  const windowed: string[] = [];
   const visit = (value: unknown): void => {
     if (isStreamResolver(value)) found.add(value);
-    else if (
-      typeof value === 'object' &&
-      value !== null &&
-      (value as { kind?: unknown }).kind === 'windowed_stream_resolver'
-    ) {
-      windowed.push(String((value as { name?: unknown }).name));
-    }
   };
   for (const value of Object.values(mod)) {
     if (Array.isArray(value)) value.forEach(visit);
@@ -37,11 +32,6 @@ async function loadStreamResolvers(path: string, cwd: string): Promise<StreamRes
       visit(value);
       for (const v of Object.values(value)) visit(v);
     } else visit(value);
-  }
-  if (windowed.length > 0) {
-    throw new UsageError(
-      `serve runs stream resolvers, not windowed stream resolvers yet: ${[...new Set(windowed)].join(', ')} (run them with WindowedStreamRunner)`,
-    );
   }
   return [...found];
 }
@@ -137,6 +127,7 @@ export const serve: Command = {
       path: resolve(io.cwd, String(options.path)),
       features: module.classes,
       streams,
+      windowed: module.windowedResolvers,
       store: {
         batchResolvers: module.batchResolvers,
         onlineResolvers: module.onlineResolvers,
@@ -152,8 +143,9 @@ export const serve: Command = {
           `tessera serve: stream ${name} failed: ${error instanceof Error ? error.message : String(error)}`,
         ),
     });
+    const all = [...streams, ...module.windowedResolvers];
     io.out(
-      `tessera serve: ${server.tessera.path}, ${streams.length} stream${streams.length === 1 ? '' : 's'} (${streams.map((s) => s.name).join(', ') || 'none'}), ${server.schedules?.jobs.length ?? 0} scheduled backfill${server.schedules?.jobs.length === 1 ? '' : 's'}, listening on ${server.url}`,
+      `tessera serve: ${server.tessera.path}, ${all.length} stream${all.length === 1 ? '' : 's'} (${all.map((s) => s.name).join(', ') || 'none'}), ${server.schedules?.jobs.length ?? 0} scheduled backfill${server.schedules?.jobs.length === 1 ? '' : 's'}, listening on ${server.url}`,
     );
 
     let signals = 0;
