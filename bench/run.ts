@@ -13,6 +13,7 @@ import { queryScenarios } from './query.js';
 import { serveScenarios } from './serve.js';
 import { sketchScenarios } from './sketches.js';
 import { streamScenarios } from './stream.js';
+import { windowedScenarios } from './windowed.js';
 
 const quick = process.argv.includes('--quick');
 // `--only ingest,stream`: just these groups, written to partial.json (for development).
@@ -35,6 +36,7 @@ const groups = {
   sketches: sketchScenarios,
   backfill: backfillScenarios,
   serve: serveScenarios,
+  windowed: windowedScenarios,
 };
 for (const [name, group] of Object.entries(groups)) {
   if (only !== undefined && !only.includes(name)) continue;
