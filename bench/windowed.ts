@@ -291,7 +291,7 @@ async function continuousMemory(dir: string, context: BenchContext): Promise<Sce
         T0 - 30 * DAY,
         T0 + 30 * DAY,
       )
-      .map((l) => l.length);
+      .map((l) => l.count);
     const quarter = rss[Math.floor(rss.length / 4)] ?? 0;
     const peak = Math.max(...rss);
     return {

@@ -16,8 +16,9 @@ import {
   type DeadLetterQuery,
   type DeadLetterRecord,
   type EngineStats,
+  type HeldKeyMessagesOutput,
   type IngestReportOutput,
-  type KeptMessageOutput,
+  type KeptMessagesOutput,
   type KeyPart,
   type NativeBackfill,
   type NativeEngine,
@@ -242,7 +243,7 @@ export class BucketEngine {
     keys: string[],
     afterMs: number,
     untilMs: number,
-  ): KeptMessageOutput[][] {
+  ): KeptMessagesOutput[] {
     return call(() => this.inner.retainedMessages(resolver, keys, afterMs, untilMs));
   }
 
@@ -252,7 +253,7 @@ export class BucketEngine {
   }
 
   /** The messages a tumbling windowed resolver holds in one period, by key then time. */
-  heldMessages(resolver: string, windowMs: number, periodStartMs: number): KeptMessageOutput[] {
+  heldMessages(resolver: string, windowMs: number, periodStartMs: number): HeldKeyMessagesOutput[] {
     return call(() => this.inner.heldMessages(resolver, windowMs, periodStartMs));
   }
 
@@ -264,7 +265,7 @@ export class BucketEngine {
     resolver: string,
     windowMs: number,
     keys: string[],
-    atMs: number[],
+    atMs: Float64Array,
   ): (WindowedValueOutput | null)[] {
     return call(() => this.inner.windowedValues(resolver, windowMs, keys, atMs)).map(
       (v) => v ?? null,

@@ -31,13 +31,18 @@ export function tumblingValues(
   }
   const out: unknown[] = new Array(need.keys.length).fill(undefined);
   if (keys.length === 0) return out;
-  const found = engine.windowedValues(need.bound.resolver.name, need.windowMs, keys, at);
+  const found = engine.windowedValues(
+    need.bound.resolver.name,
+    need.windowMs,
+    keys,
+    Float64Array.from(at),
+  );
   const maxAge = need.bound.maxStalenessMs;
   for (const [i, value] of found.entries()) {
     if (value === null) continue;
     // Older than the feature's maxStaleness: the default.
     if (maxAge !== null && (at[i] as number) - value.endMs > maxAge) continue;
-    out[rows[i] as number] = JSON.parse(value.value.toString('utf8'));
+    out[rows[i] as number] = JSON.parse(value.value);
   }
   return out;
 }
@@ -77,10 +82,9 @@ export async function continuousValues(
     const keys = rows.map((r) => need.keys[r] as string);
     const kept = engine.retainedMessages(resolver.name, keys, t - window.ms, t);
     for (const [i, row] of rows.entries()) {
-      const messages = (kept[i] ?? []).map(
-        (m) => JSON.parse(m.body.toString('utf8')) as Record<string, unknown>,
-      );
-      if (messages.length === 0) continue;
+      const found = kept[i];
+      if (found === undefined || found.count === 0) continue;
+      const messages = JSON.parse(found.messages) as Record<string, unknown>[];
       const parts = JSON.parse(keys[i] as string) as unknown[];
       const key = Object.fromEntries(resolver.keys.map((k, j) => [k.field, parts[j]]));
       const result = await bound.invoke(

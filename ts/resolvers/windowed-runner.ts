@@ -20,7 +20,7 @@
  * was late for (`lateEvents`). A continuous message older than the largest window before
  * the watermark is late the same way.
  */
-import type { DeadLetterRecord, SourcePositionInput, WindowedWriteInput } from '../native.js';
+import type { DeadLetterRecord, SourcePositionInput, WindowedRecordsInput } from '../native.js';
 import { timeProblem } from '../rows/time.js';
 import type { SourceMessage } from '../sources/source.js';
 import type { Tessera } from '../tessera.js';
@@ -78,6 +78,103 @@ export interface WindowedStreamMetrics {
   readonly commits: number;
   /** The newest event time read, Unix ms. */
   readonly watermarkMs: number | null;
+}
+
+/**
+ * The records one commit writes for one resolver, gathered as the columns the engine
+ * takes (`WindowedRecordsInput`): one object per commit, not one per record.
+ */
+class WindowedRecords {
+  private readonly kinds: number[] = [];
+  private readonly keyIndexes: number[] = [];
+  private readonly keys: string[] = [];
+  private readonly keyIndex = new Map<string, number>();
+  private readonly times: number[] = [];
+  private readonly windows: number[] = [];
+  private readonly starts: number[] = [];
+  private readonly partitions: number[] = [];
+  private readonly offsets: number[] = [];
+  private readonly payloads: Buffer[] = [];
+  private readonly ends: number[] = [];
+  private bytes = 0;
+
+  constructor(private readonly resolver: string) {}
+
+  get length(): number {
+    return this.kinds.length;
+  }
+
+  private add(
+    kind: number,
+    key: string,
+    t: number,
+    windowMs: number,
+    periodStartMs: number,
+    raw: SourceMessage | null,
+    payload: Buffer | null,
+  ): void {
+    let index = this.keyIndex.get(key);
+    if (index === undefined) {
+      index = this.keys.length;
+      this.keys.push(key);
+      this.keyIndex.set(key, index);
+    }
+    this.kinds.push(kind);
+    this.keyIndexes.push(index);
+    this.times.push(t);
+    this.windows.push(windowMs);
+    this.starts.push(periodStartMs);
+    this.partitions.push(raw?.partition ?? 0);
+    this.offsets.push(raw?.offset ?? 0);
+    if (payload !== null) {
+      this.payloads.push(payload);
+      this.bytes += payload.length;
+    }
+    this.ends.push(this.bytes);
+  }
+
+  /** A continuous resolver's message, kept for its largest window. */
+  retain(raw: SourceMessage, key: string, t: number, body: Buffer): void {
+    this.add(0, key, t, 0, 0, raw, body);
+  }
+
+  /** A tumbling resolver's message, held in its period of `windowMs` starting at `startMs`. */
+  hold(
+    raw: SourceMessage,
+    key: string,
+    t: number,
+    windowMs: number,
+    startMs: number,
+    body: Buffer,
+  ): void {
+    this.add(1, key, t, windowMs, startMs, raw, body);
+  }
+
+  /** A closed period's value for `key`, observed at `endMs`. */
+  value(key: string, windowMs: number, endMs: number, value: unknown): void {
+    this.add(2, key, endMs, windowMs, 0, null, Buffer.from(JSON.stringify(value)));
+  }
+
+  /** Closes a period: its held messages go. */
+  close(windowMs: number, startMs: number): void {
+    this.add(3, '', 0, windowMs, startMs, null, null);
+  }
+
+  toInput(): WindowedRecordsInput {
+    return {
+      resolver: this.resolver,
+      kinds: Uint8Array.from(this.kinds),
+      keys: this.keys,
+      keyIndexes: Uint32Array.from(this.keyIndexes),
+      timesMs: Float64Array.from(this.times),
+      windowsMs: Float64Array.from(this.windows),
+      periodStartsMs: Float64Array.from(this.starts),
+      partitions: Int32Array.from(this.partitions),
+      offsets: Float64Array.from(this.offsets),
+      payload: Buffer.concat(this.payloads, this.bytes),
+      payloadEnds: Uint32Array.from(this.ends),
+    };
+  }
 }
 
 interface Accepted {
@@ -200,7 +297,7 @@ export class WindowedStreamRunner {
   /** One poll: decode, one commit of messages and positions, then the periods it closes. */
   private async batch(messages: readonly SourceMessage[]): Promise<void> {
     const now = this.clock();
-    const writes: WindowedWriteInput[] = [];
+    const writes = new WindowedRecords(this.name);
     const deadLetters: DeadLetterRecord[] = [];
     const touched = new Set<number>();
     let accepted = 0;
@@ -232,15 +329,7 @@ export class WindowedStreamRunner {
           );
           continue;
         }
-        writes.push({
-          kind: 'retain',
-          resolver: name,
-          key,
-          timeMs: t,
-          partition: raw.partition,
-          offset: raw.offset,
-          body,
-        });
+        writes.retain(raw, key, t, body);
         accepted += 1;
         continue;
       }
@@ -252,17 +341,7 @@ export class WindowedStreamRunner {
           continue;
         }
         this.open.get(w.ms)?.add(start);
-        writes.push({
-          kind: 'hold',
-          resolver: name,
-          windowMs: w.ms,
-          periodStartMs: start,
-          key,
-          timeMs: t,
-          partition: raw.partition,
-          offset: raw.offset,
-          body,
-        });
+        writes.hold(raw, key, t, w.ms, start, body);
       }
       if (lateFor.length > 0) {
         late += 1;
@@ -285,7 +364,7 @@ export class WindowedStreamRunner {
     await this.tessera.engine.commitBatchesAsync([], {
       positions,
       ...(deadLetters.length > 0 ? { deadLetters } : {}),
-      ...(writes.length > 0 ? { windowed: writes } : {}),
+      ...(writes.length > 0 ? { windowed: [writes.toInput()] } : {}),
       resolverStates: [
         {
           resolver: name,
@@ -386,16 +465,10 @@ export class WindowedStreamRunner {
         const held = engine.heldMessages(this.name, w.ms, start);
         const context = { window: w.declared, windowMs: w.ms, startMs: start, endMs: start + w.ms };
         const values = await this.periodValues(held, context);
-        const writes: WindowedWriteInput[] = values.map(({ key, value }) => ({
-          kind: 'value',
-          resolver: this.name,
-          windowMs: w.ms,
-          key,
-          endMs: start + w.ms,
-          value: Buffer.from(JSON.stringify(value)),
-        }));
-        writes.push({ kind: 'close', resolver: this.name, windowMs: w.ms, periodStartMs: start });
-        await engine.commitBatchesAsync([], { windowed: writes });
+        const writes = new WindowedRecords(this.name);
+        for (const { key, value } of values) writes.value(key, w.ms, start + w.ms, value);
+        writes.close(w.ms, start);
+        await engine.commitBatchesAsync([], { windowed: [writes.toInput()] });
         this.counters.commits += 1;
         starts.delete(start);
         closed += 1;
@@ -407,22 +480,16 @@ export class WindowedStreamRunner {
 
   /** The values of one closed period: per key with `keys`, else from the rows. */
   private async periodValues(
-    held: readonly { key: string; timeMs: number; body: Buffer }[],
+    held: readonly { key: string; messages: string }[],
     window: Omit<WindowContext, 'key'>,
   ): Promise<{ key: string; value: unknown }[]> {
-    const byKey = new Map<string, Record<string, unknown>[]>();
-    for (const m of held) {
-      const list = byKey.get(m.key);
-      const message = JSON.parse(m.body.toString('utf8')) as Record<string, unknown>;
-      if (list === undefined) byKey.set(m.key, [message]);
-      else list.push(message);
-    }
     const out: { key: string; value: unknown }[] = [];
     const fail = (problem: string) => {
       this.counters.resolverErrors += 1;
       this.lastResolverError = `${this.name} ${window.window} period ${new Date(window.startMs).toISOString()}: ${problem}`;
     };
-    for (const [key, messages] of byKey) {
+    for (const { key, messages: text } of held) {
+      const messages = JSON.parse(text) as Record<string, unknown>[];
       const keyValues = this.resolver.keys.length > 0 ? keyObject(this.resolver, key) : null;
       let result: unknown;
       try {

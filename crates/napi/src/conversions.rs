@@ -177,12 +177,16 @@ pub(crate) fn commit_input(options: Option<CommitOptions>) -> napi::Result<Commi
             })
             .collect(),
         resolver_states,
-        windowed: options
-            .windowed
-            .unwrap_or_default()
-            .into_iter()
-            .map(crate::windowed::windowed_write)
-            .collect::<napi::Result<Vec<_>>>()?,
+        windowed: match options.windowed {
+            None => Vec::new(),
+            Some(all) => {
+                let mut writes = Vec::new();
+                for records in &all {
+                    crate::windowed::windowed_writes(records, &mut writes)?;
+                }
+                writes
+            }
+        },
     })
 }
 

@@ -130,7 +130,7 @@ pub struct CommitOptions {
     /// Resolver states as of the end of this commit.
     pub resolver_states: Option<Vec<ResolverStateRecord>>,
     /// Windowed resolvers' records written with this commit.
-    pub windowed: Option<Vec<crate::windowed::WindowedWriteInput>>,
+    pub windowed: Option<Vec<crate::windowed::WindowedRecordsInput>>,
 }
 
 /// One partition's offset.

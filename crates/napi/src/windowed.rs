@@ -1,119 +1,194 @@
 //! Windowed stream resolvers' records across the boundary (`crates/store/src/windowed.rs`):
-//! the writes a commit carries, and the reads of kept messages and period values.
+//! the records a commit carries, as columns (one object per resolver and commit, not one
+//! per record), and the reads of kept messages and period values, whose messages come
+//! back as one JSON array text per key (one `JSON.parse` per key, not per message).
 
-use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::{Buffer, Float64Array, Int32Array, Uint32Array, Uint8Array};
 use napi_derive::napi;
 use tessera_store::{KeptMessage, WindowedMessage, WindowedWrite};
 
-use crate::description::whole_ms;
 use crate::engine::{reading, NativeEngine};
 use crate::error::{from_store, js_error};
 
-/// One record a commit writes for a windowed resolver. `kind`:
-/// - `retain`: a continuous resolver's message (`key`, `timeMs`, `partition`, `offset`,
-///   `body`);
-/// - `hold`: a tumbling resolver's message held in the period of `windowMs` starting at
-///   `periodStartMs` (and the message fields);
-/// - `value`: a closed period's value for `key` (`windowMs`, `endMs`, `value` as JSON);
-/// - `close`: removes the messages held for the period of `windowMs` at `periodStartMs`.
+/// A record's kind in [`WindowedRecordsInput::kinds`].
+const RETAIN: u8 = 0;
+const HOLD: u8 = 1;
+const VALUE: u8 = 2;
+const CLOSE: u8 = 3;
+
+/// The records one commit writes for one windowed resolver, as columns; record `i` is:
+/// - kind 0, retain: a continuous resolver's message (`keys[keyIndexes[i]]`, `timesMs`,
+///   `partitions`, `offsets`, payload);
+/// - kind 1, hold: a tumbling resolver's message held in the period of `windowsMs`
+///   starting at `periodStartsMs` (and the message columns);
+/// - kind 2, value: a closed period's value for the key (`windowsMs`, `timesMs` the
+///   period's end, payload the value as JSON);
+/// - kind 3, close: removes the messages held for the period of `windowsMs` at
+///   `periodStartsMs`.
+///
+/// Payloads are concatenated in `payload`; record `i`'s ends at `payloadEnds[i]` and
+/// starts where record `i - 1`'s ends (records without one add nothing).
 #[napi(object)]
-pub struct WindowedWriteInput {
-    pub kind: String,
+pub struct WindowedRecordsInput {
     pub resolver: String,
-    pub key: Option<String>,
-    pub time_ms: Option<f64>,
-    pub partition: Option<i32>,
-    pub offset: Option<i64>,
-    pub body: Option<Buffer>,
-    pub window_ms: Option<f64>,
-    pub period_start_ms: Option<f64>,
-    pub end_ms: Option<f64>,
-    pub value: Option<Buffer>,
+    pub kinds: Uint8Array,
+    pub keys: Vec<String>,
+    pub key_indexes: Uint32Array,
+    pub times_ms: Float64Array,
+    pub windows_ms: Float64Array,
+    pub period_starts_ms: Float64Array,
+    pub partitions: Int32Array,
+    pub offsets: Float64Array,
+    pub payload: Buffer,
+    pub payload_ends: Uint32Array,
 }
 
-/// A kept message read back.
+/// The messages kept for one key: how many, and the messages as one JSON array.
 #[napi(object)]
-pub struct KeptMessageOutput {
+pub struct KeptMessagesOutput {
+    pub count: u32,
+    pub messages: String,
+}
+
+/// One key's messages held in a period: its key text and the messages as one JSON array.
+#[napi(object)]
+pub struct HeldKeyMessagesOutput {
     pub key: String,
-    pub time_ms: f64,
-    pub body: Buffer,
+    pub count: u32,
+    pub messages: String,
 }
 
 /// A closed period's value read back: when it was observed, and the value as JSON.
 #[napi(object)]
 pub struct WindowedValueOutput {
     pub end_ms: f64,
-    pub value: Buffer,
+    pub value: String,
 }
 
-fn required<T>(value: Option<T>, field: &str, input: &WindowedWriteInput) -> napi::Result<T> {
-    value.ok_or_else(|| {
-        js_error(
-            "INVALID_BATCH",
-            format!(
-                "a windowed '{}' record of {} needs {field}",
-                input.kind, input.resolver
-            ),
-        )
-    })
+fn bad(resolver: &str, problem: String) -> napi::Error {
+    js_error(
+        "INVALID_BATCH",
+        format!("windowed resolver '{resolver}': {problem}"),
+    )
 }
 
-fn ms(value: Option<f64>, field: &str, input: &WindowedWriteInput) -> napi::Result<i64> {
-    whole_ms(required(value, field, input)?, field, &input.resolver)
-}
-
-fn message(input: &WindowedWriteInput) -> napi::Result<WindowedMessage> {
-    Ok(WindowedMessage {
-        resolver: input.resolver.clone(),
-        key: required(input.key.clone(), "key", input)?,
-        time_ms: ms(input.time_ms, "timeMs", input)?,
-        partition: required(input.partition, "partition", input)?,
-        offset: required(input.offset, "offset", input)?,
-        body: required(input.body.as_ref(), "body", input)?.to_vec(),
-    })
-}
-
-pub(crate) fn windowed_write(input: WindowedWriteInput) -> napi::Result<WindowedWrite> {
-    Ok(match input.kind.as_str() {
-        "retain" => WindowedWrite::Retain(message(&input)?),
-        "hold" => WindowedWrite::Hold {
-            window_ms: ms(input.window_ms, "windowMs", &input)?,
-            period_start_ms: ms(input.period_start_ms, "periodStartMs", &input)?,
-            message: message(&input)?,
-        },
-        "value" => WindowedWrite::Value {
-            window_ms: ms(input.window_ms, "windowMs", &input)?,
-            key: required(input.key.clone(), "key", &input)?,
-            end_ms: ms(input.end_ms, "endMs", &input)?,
-            value: required(input.value.as_ref(), "value", &input)?.to_vec(),
-            resolver: input.resolver,
-        },
-        "close" => WindowedWrite::Close {
-            window_ms: ms(input.window_ms, "windowMs", &input)?,
-            period_start_ms: ms(input.period_start_ms, "periodStartMs", &input)?,
-            resolver: input.resolver,
-        },
-        other => {
-            return Err(js_error(
-                "INVALID_BATCH",
-                format!("unknown windowed record kind '{other}' (retain, hold, value, close)"),
-            ))
+/// A whole number of ms (times, windows, offsets) of a record.
+fn whole(value: Option<&f64>, what: &str, record: usize, resolver: &str) -> napi::Result<i64> {
+    match value {
+        Some(&v) if v.is_finite() && v.fract() == 0.0 && v.abs() <= 9.007_199_254_740_991e15 => {
+            Ok(v as i64)
         }
-    })
+        Some(v) => Err(bad(
+            resolver,
+            format!("record {record}: {what} is {v}, not a whole number"),
+        )),
+        None => Err(bad(resolver, format!("record {record} has no {what}"))),
+    }
 }
 
-fn kept(m: KeptMessage) -> KeptMessageOutput {
-    KeptMessageOutput {
-        key: m.key,
-        time_ms: m.time_ms as f64,
-        body: m.body.into(),
+/// Appends the records of `input` to `out`.
+pub(crate) fn windowed_writes(
+    input: &WindowedRecordsInput,
+    out: &mut Vec<WindowedWrite>,
+) -> napi::Result<()> {
+    let resolver = input.resolver.as_str();
+    let n = input.kinds.len();
+    let payload: &[u8] = &input.payload;
+    let mut start = 0usize;
+    for i in 0..n {
+        let end = input
+            .payload_ends
+            .get(i)
+            .map_or(start, |&e| e as usize)
+            .clamp(start, payload.len());
+        let bytes = &payload[start..end];
+        start = end;
+        let key = || -> napi::Result<String> {
+            let index = input.key_indexes.get(i).copied().unwrap_or(u32::MAX) as usize;
+            input.keys.get(index).cloned().ok_or_else(|| {
+                bad(
+                    resolver,
+                    format!("record {i} names key {index}, of {}", input.keys.len()),
+                )
+            })
+        };
+        let message = || -> napi::Result<WindowedMessage> {
+            Ok(WindowedMessage {
+                resolver: resolver.to_string(),
+                key: key()?,
+                time_ms: whole(input.times_ms.get(i), "timesMs", i, resolver)?,
+                partition: *input
+                    .partitions
+                    .get(i)
+                    .ok_or_else(|| bad(resolver, format!("record {i} has no partition")))?,
+                offset: whole(input.offsets.get(i), "offsets", i, resolver)?,
+                body: bytes.to_vec(),
+            })
+        };
+        let write = match input.kinds[i] {
+            RETAIN => WindowedWrite::Retain(message()?),
+            HOLD => WindowedWrite::Hold {
+                window_ms: whole(input.windows_ms.get(i), "windowsMs", i, resolver)?,
+                period_start_ms: whole(
+                    input.period_starts_ms.get(i),
+                    "periodStartsMs",
+                    i,
+                    resolver,
+                )?,
+                message: message()?,
+            },
+            VALUE => WindowedWrite::Value {
+                resolver: resolver.to_string(),
+                window_ms: whole(input.windows_ms.get(i), "windowsMs", i, resolver)?,
+                key: key()?,
+                end_ms: whole(input.times_ms.get(i), "timesMs", i, resolver)?,
+                value: bytes.to_vec(),
+            },
+            CLOSE => WindowedWrite::Close {
+                resolver: resolver.to_string(),
+                window_ms: whole(input.windows_ms.get(i), "windowsMs", i, resolver)?,
+                period_start_ms: whole(
+                    input.period_starts_ms.get(i),
+                    "periodStartsMs",
+                    i,
+                    resolver,
+                )?,
+            },
+            other => {
+                return Err(bad(
+                    resolver,
+                    format!("record {i} has kind {other} (0 retain, 1 hold, 2 value, 3 close)"),
+                ))
+            }
+        };
+        out.push(write);
     }
+    Ok(())
+}
+
+/// The messages' bodies (each a JSON text) as one JSON array text.
+fn json_array<'a>(bodies: impl Iterator<Item = &'a [u8]>) -> (u32, String) {
+    let mut text = String::from("[");
+    let mut count = 0u32;
+    for body in bodies {
+        if count > 0 {
+            text.push(',');
+        }
+        text.push_str(&String::from_utf8_lossy(body));
+        count += 1;
+    }
+    text.push(']');
+    (count, text)
+}
+
+fn ms(value: f64, what: &str, resolver: &str) -> napi::Result<i64> {
+    whole(Some(&value.floor()), what, 0, resolver)
 }
 
 #[napi]
 impl NativeEngine {
     /// The messages a continuous resolver kept for each key with times in
-    /// `(afterMs, untilMs]`, in time order.
+    /// `(afterMs, untilMs]`, in time order, as one JSON array per key.
     #[napi(catch_unwind)]
     pub fn retained_messages(
         &self,
@@ -121,27 +196,29 @@ impl NativeEngine {
         keys: Vec<String>,
         after_ms: f64,
         until_ms: f64,
-    ) -> napi::Result<Vec<Vec<KeptMessageOutput>>> {
+    ) -> napi::Result<Vec<KeptMessagesOutput>> {
         let (after, until) = (
-            whole_ms(after_ms, "afterMs", &resolver)?,
-            whole_ms(until_ms, "untilMs", &resolver)?,
+            ms(after_ms, "afterMs", &resolver)?,
+            ms(until_ms, "untilMs", &resolver)?,
         );
         reading(&self.store, |store| {
-            store
+            let all = store
                 .retained_messages(&resolver, &keys, after, until)
-                .map(|all| {
-                    all.into_iter()
-                        .map(|list| list.into_iter().map(kept).collect())
-                        .collect()
+                .map_err(from_store)?;
+            Ok(all
+                .iter()
+                .map(|list| {
+                    let (count, messages) = json_array(list.iter().map(|m| m.body.as_slice()));
+                    KeptMessagesOutput { count, messages }
                 })
-                .map_err(from_store)
+                .collect())
         })
     }
 
     /// The starts of the periods of `windowMs` a tumbling resolver holds messages for.
     #[napi(catch_unwind)]
     pub fn held_periods(&self, resolver: String, window_ms: f64) -> napi::Result<Vec<f64>> {
-        let window = whole_ms(window_ms, "windowMs", &resolver)?;
+        let window = ms(window_ms, "windowMs", &resolver)?;
         reading(&self.store, |store| {
             store
                 .held_periods(&resolver, window)
@@ -150,21 +227,40 @@ impl NativeEngine {
         })
     }
 
-    /// The messages a tumbling resolver holds in one period, by key then time.
+    /// The messages a tumbling resolver holds in one period, per key (in key order), each
+    /// key's in time order as one JSON array.
     #[napi(catch_unwind)]
     pub fn held_messages(
         &self,
         resolver: String,
         window_ms: f64,
         period_start_ms: f64,
-    ) -> napi::Result<Vec<KeptMessageOutput>> {
-        let window = whole_ms(window_ms, "windowMs", &resolver)?;
-        let start = whole_ms(period_start_ms, "periodStartMs", &resolver)?;
+    ) -> napi::Result<Vec<HeldKeyMessagesOutput>> {
+        let window = ms(window_ms, "windowMs", &resolver)?;
+        let start = ms(period_start_ms, "periodStartMs", &resolver)?;
         reading(&self.store, |store| {
-            store
+            let held = store
                 .held_messages(&resolver, window, start)
-                .map(|all| all.into_iter().map(kept).collect())
-                .map_err(from_store)
+                .map_err(from_store)?;
+            let mut out: Vec<HeldKeyMessagesOutput> = Vec::new();
+            let mut from = 0;
+            while from < held.len() {
+                let key = &held[from].key;
+                let to = from
+                    + held[from..]
+                        .iter()
+                        .take_while(|m: &&KeptMessage| &m.key == key)
+                        .count();
+                let (count, messages) =
+                    json_array(held[from..to].iter().map(|m| m.body.as_slice()));
+                out.push(HeldKeyMessagesOutput {
+                    key: key.clone(),
+                    count,
+                    messages,
+                });
+                from = to;
+            }
+            Ok(out)
         })
     }
 
@@ -176,12 +272,12 @@ impl NativeEngine {
         resolver: String,
         window_ms: f64,
         keys: Vec<String>,
-        at_ms: Vec<f64>,
+        at_ms: Float64Array,
     ) -> napi::Result<Vec<Option<WindowedValueOutput>>> {
-        let window = whole_ms(window_ms, "windowMs", &resolver)?;
+        let window = ms(window_ms, "windowMs", &resolver)?;
         let at = at_ms
             .iter()
-            .map(|&t| whole_ms(t.floor(), "atMs", &resolver))
+            .map(|&t| ms(t, "atMs", &resolver))
             .collect::<napi::Result<Vec<_>>>()?;
         reading(&self.store, |store| {
             store
@@ -191,7 +287,7 @@ impl NativeEngine {
                         .map(|v| {
                             v.map(|v| WindowedValueOutput {
                                 end_ms: v.end_ms as f64,
-                                value: v.value.into(),
+                                value: String::from_utf8_lossy(&v.value).into_owned(),
                             })
                         })
                         .collect()
@@ -204,7 +300,7 @@ impl NativeEngine {
     /// clock; older ones go as RocksDB compacts.
     #[napi(catch_unwind)]
     pub fn set_windowed_retention(&self, resolver: String, retention_ms: f64) -> napi::Result<()> {
-        let retention = whole_ms(retention_ms, "retentionMs", &resolver)?;
+        let retention = ms(retention_ms, "retentionMs", &resolver)?;
         reading(&self.store, |store| {
             store
                 .set_windowed_retention(&resolver, retention)
