@@ -115,13 +115,9 @@ export async function offlineQuery<const O extends readonly OutputRef[]>(
     ...(request.explain === true ? { explain: true } : {}),
   });
   const times = inputTimes(request.inputTimes, prepared.rows);
-  const finish = (results: WindowQueryResult[]): OfflineQueryResult<O> => {
-    const result = prepared.finish(results);
-    return {
-      outputs: result.outputs,
-      rows: result.rows.map((row, i) => ({ ...row, time: new Date(times[i] ?? Number.NaN) })),
-    };
-  };
+  // Each row is built with its time: a million-point training set makes no second row.
+  const finish = (results: WindowQueryResult[]): OfflineQueryResult<O> =>
+    prepared.finish(results, times) as OfflineQueryResult<O>;
   if (mode !== 'materialized') {
     const raw = await rawRows(context, prepared.queries, times, request.tags ?? []);
     const results: WindowQueryResult[] = [];

@@ -74,12 +74,13 @@ export type KeyValue = number | string | boolean | Date | null;
 
 /**
  * The keys to query: columns (`{ 'user.id': [1, 2] }`, `{ id: [1, 2], bank: ['a', 'b'] }`),
- * one key (`{ id: 1 }`), or rows (`[{ id: 1 }, { id: 2 }]`). A field named
+ * one key (`{ id: 1 }`), or rows (`[{ id: 1 }, { id: 2 }]`). A numeric key column may be a
+ * `Float64Array` (`{ 'user.id': ids }`), as a training set's keys often are. A field named
  * `namespace.column` serves the outputs of that namespace; a bare `column` serves every
  * namespace that has it. Composite keys give every column of the join.
  */
 export type QueryInput =
-  | Readonly<Record<string, KeyValue | readonly KeyValue[]>>
+  | Readonly<Record<string, KeyValue | readonly KeyValue[] | Float64Array>>
   | readonly Readonly<Record<string, KeyValue>>[];
 
 /** A query. */
@@ -251,7 +252,11 @@ export interface PreparedQuery<O extends readonly OutputRef[]> {
   readonly rows: number;
   /** The output each native query's reads serve (canonical names, by read index). */
   readonly readOutputs: readonly (readonly string[])[];
-  finish(results: WindowQueryResult[]): QueryResult<O>;
+  /**
+   * The result rows from the native answers. With `times` (a point-in-time query's, one
+   * per row), each row also carries its `time`, set as the row is built.
+   */
+  finish(results: WindowQueryResult[], times?: Float64Array): QueryResult<O>;
 }
 
 /** How many distinct lists of output names {@link QueryPlanner} keeps planned. */
@@ -303,7 +308,7 @@ export class QueryPlanner {
       buffered: plan.buffered ? bufferedNeeds(plan, input) : [],
       rows: input.length,
       readOutputs: plan.readOutputs,
-      finish: (results) => assemble(plan, input, results, explain),
+      finish: (results, times) => assemble(plan, input, results, explain, times),
     };
   }
 
@@ -783,6 +788,7 @@ function assemble<O extends readonly OutputRef[]>(
   input: InputColumns,
   results: WindowQueryResult[],
   explain: boolean,
+  times?: Float64Array,
 ): QueryResult<O> {
   const listsByGroup = results.map((r) => {
     if (r.lists.length === 0) return undefined;
@@ -838,8 +844,10 @@ function assemble<O extends readonly OutputRef[]>(
       key: Readonly<Record<string, KeyValue>>;
       values: OutputValues<O>;
       byName: Readonly<Record<string, FeatureValue>>;
+      time?: Date;
       explanations?: readonly ValueExplanation[];
     } = { key: input.key(row), values: values as unknown as OutputValues<O>, byName };
+    if (times !== undefined) r.time = new Date(times[row] ?? Number.NaN);
     if (explanations !== undefined) r.explanations = explanations;
     rows[row] = r;
   }
