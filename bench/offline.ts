@@ -23,12 +23,7 @@ import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  BIGINT,
-  type DuckDBConnection,
-  DuckDBDataChunk,
-  DuckDBInstance,
-} from '@duckdb/node-api';
+import { BIGINT, type DuckDBConnection, DuckDBDataChunk, DuckDBInstance } from '@duckdb/node-api';
 import {
   datetime,
   features,

@@ -840,14 +840,19 @@ function assemble<O extends readonly OutputRef[]>(
         );
       }
     }
+    const key = input.key(row);
+    const typed = values as unknown as OutputValues<O>;
+    // One literal per shape, so that a million-row result adds no property to a built row.
     const r: {
       key: Readonly<Record<string, KeyValue>>;
       values: OutputValues<O>;
       byName: Readonly<Record<string, FeatureValue>>;
       time?: Date;
       explanations?: readonly ValueExplanation[];
-    } = { key: input.key(row), values: values as unknown as OutputValues<O>, byName };
-    if (times !== undefined) r.time = new Date(times[row] ?? Number.NaN);
+    } =
+      times === undefined
+        ? { key, values: typed, byName }
+        : { key, values: typed, byName, time: new Date(times[row] ?? Number.NaN) };
     if (explanations !== undefined) r.explanations = explanations;
     rows[row] = r;
   }
