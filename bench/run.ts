@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { backfillScenarios } from './backfill.js';
 import type { BenchContext, ScenarioResult } from './harness.js';
 import { ingestScenarios } from './ingest.js';
+import { offlineScenarios } from './offline.js';
 import { queryScenarios } from './query.js';
 import { serveScenarios } from './serve.js';
 import { sketchScenarios } from './sketches.js';
@@ -35,6 +36,7 @@ const groups = {
   stream: streamScenarios,
   sketches: sketchScenarios,
   backfill: backfillScenarios,
+  offline: offlineScenarios,
   serve: serveScenarios,
   windowed: windowedScenarios,
 };

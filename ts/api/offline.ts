@@ -14,7 +14,15 @@
 import { resolversBatches } from '../batch/backfill.js';
 import { type BatchResolver, badRowText, selectedByTags } from '../batch/resolver.js';
 import type { BucketEngine } from '../bucket-engine.js';
-import type { SeriesBatchInput, WindowQuery, WindowQueryResult } from '../native.js';
+import type {
+  KeyPart,
+  ListValue,
+  SeriesBatchInput,
+  StaleWindowOutput,
+  ValueExplanation,
+  WindowQuery,
+  WindowQueryResult,
+} from '../native.js';
 import { summarize } from '../planner/series-summary.js';
 import type { Plan } from '../planner/types.js';
 import { InvalidQueryError } from './errors.js';
@@ -140,13 +148,9 @@ export async function offlineQuery<const O extends readonly OutputRef[]>(
     prepared.windowed.length === 0
       ? []
       : await context.windowedValues(prepared.windowed, (row) => times[row] ?? Number.NaN);
-  const finish = (results: WindowQueryResult[]): OfflineQueryResult<O> => {
-    const result = prepared.finish(results, windowed);
-    return {
-      outputs: result.outputs,
-      rows: result.rows.map((row, i) => ({ ...row, time: new Date(times[i] ?? Number.NaN) })),
-    };
-  };
+  // Each row is built with its time: a million-point training set makes no second row.
+  const finish = (results: WindowQueryResult[]): OfflineQueryResult<O> =>
+    prepared.finish(results, windowed, times) as OfflineQueryResult<O>;
   if (mode === 'tiles') {
     const results: WindowQueryResult[] = [];
     for (const [q, query] of prepared.queries.entries()) {
@@ -175,38 +179,108 @@ export async function offlineQuery<const O extends readonly OutputRef[]>(
     const raw = await rawRows(context, prepared.queries, times, request.tags ?? []);
     const results: WindowQueryResult[] = [];
     for (const query of prepared.queries) {
-      results.push(
-        await engine.recomputePointsAsync({
-          keys: query.keys,
-          timesMs: times,
-          reads: query.reads,
-          raw,
-          aligned: mode === 'aligned',
-        }),
-      );
+      const parts: WindowQueryResult[] = [];
+      for (const chunk of chunksOf(query, times)) {
+        parts.push(
+          await engine.recomputePointsAsync({
+            ...chunk,
+            raw,
+            aligned: mode === 'aligned',
+          }),
+        );
+      }
+      results.push(joined(parts, query.reads.length));
     }
     return finish(results);
   }
   const results: WindowQueryResult[] = [];
   for (const [q, query] of prepared.queries.entries()) {
-    const point = await engine.queryPointsAsync({
-      keys: query.keys,
-      timesMs: times,
-      reads: query.reads,
-      ...(request.explain === true ? { explain: true } : {}),
-    });
-    const first = point.stale[0];
+    const parts: WindowQueryResult[] = [];
+    let stale = 0;
+    let first: StaleWindowOutput | undefined;
+    const reads = query.reads.length;
+    for (const chunk of chunksOf(query, times)) {
+      const point = await engine.queryPointsAsync({
+        ...chunk,
+        ...(request.explain === true ? { explain: true } : {}),
+      });
+      const found = point.stale[0];
+      if (first === undefined && found !== undefined) {
+        first = { ...found, cell: found.cell + chunk.firstRow * reads };
+      }
+      stale += point.stale.length;
+      parts.push(point.answer);
+    }
     if (first !== undefined) {
-      const reads = query.reads.length;
       const row = Math.floor(first.cell / reads);
       const output = prepared.readOutputs[q]?.[first.cell % reads] ?? '';
       throw new InvalidQueryError(
-        `offline query: ${output} at ${iso(times[row] ?? Number.NaN)} (input row ${row}) reads buckets from ${iso(first.firstBucketStartMs)}, which retention removed (the store keeps buckets from ${iso(first.keptFromMs)}); ${point.stale.length === 1 ? '1 value of this query reaches' : `${point.stale.length} values of this query reach`} removed buckets`,
+        `offline query: ${output} at ${iso(times[row] ?? Number.NaN)} (input row ${row}) reads buckets from ${iso(first.firstBucketStartMs)}, which retention removed (the store keeps buckets from ${iso(first.keptFromMs)}); ${stale === 1 ? '1 value of this query reaches' : `${stale} values of this query reach`} removed buckets`,
       );
     }
-    results.push(point.answer);
+    results.push(joined(parts, reads));
   }
   return finish(results);
+}
+
+/**
+ * Points per native call (docs/semantics.md section 11): what a call holds beyond its
+ * result (the points sorted by key, one key's buckets, the computed values before they
+ * cross to JavaScript) is bounded by one chunk, however many points are asked. Each
+ * chunk reads the buckets of its own keys, so a chunk should hold several points per
+ * key. Not part of the package's exports; the specs lower it to check that chunks join
+ * into the same answer.
+ */
+export const offlineChunking = { points: 1 << 20 };
+
+/** The rows of `query` in chunks of at most `offlineChunking.points`, as views. */
+function* chunksOf(
+  query: WindowQuery,
+  times: Float64Array,
+): Generator<{
+  firstRow: number;
+  keys: KeyPart[];
+  timesMs: Float64Array;
+  reads: WindowQuery['reads'];
+}> {
+  const rows = times.length;
+  const size = Math.max(1, Math.floor(offlineChunking.points));
+  for (let from = 0; ; from += size) {
+    const to = Math.min(rows, from + size);
+    const whole = from === 0 && to === rows;
+    yield {
+      firstRow: from,
+      keys: whole
+        ? query.keys
+        : query.keys.map((part) => ({
+            ...part,
+            ...(part.ints === undefined ? {} : { ints: part.ints.subarray(from, to) }),
+            ...(part.codes === undefined ? {} : { codes: part.codes.subarray(from, to) }),
+          })),
+      timesMs: whole ? times : times.subarray(from, to),
+      reads: query.reads,
+    };
+    if (to >= rows) return;
+  }
+}
+
+/** The answers of consecutive chunks of one query as one answer. */
+function joined(parts: readonly WindowQueryResult[], reads: number): WindowQueryResult {
+  const [only] = parts;
+  if (parts.length === 1 && only !== undefined) return only;
+  const rows = parts.reduce((n, p) => n + p.rows, 0);
+  const numbers = new Float64Array(rows * reads);
+  const lists: ListValue[] = [];
+  const explained = parts.some((p) => p.explanations !== undefined);
+  const explanations: ValueExplanation[] = [];
+  let offset = 0;
+  for (const part of parts) {
+    numbers.set(part.numbers, offset);
+    for (const list of part.lists) lists.push({ ...list, index: list.index + offset });
+    for (const e of part.explanations ?? []) explanations.push(e);
+    offset += part.rows * reads;
+  }
+  return { rows, reads, numbers, lists, ...(explained ? { explanations } : {}) };
 }
 
 /**

@@ -76,12 +76,13 @@ export type KeyValue = number | string | boolean | Date | null;
 
 /**
  * The keys to query: columns (`{ 'user.id': [1, 2] }`, `{ id: [1, 2], bank: ['a', 'b'] }`),
- * one key (`{ id: 1 }`), or rows (`[{ id: 1 }, { id: 2 }]`). A field named
+ * one key (`{ id: 1 }`), or rows (`[{ id: 1 }, { id: 2 }]`). A numeric key column may be a
+ * `Float64Array` (`{ 'user.id': ids }`), as a training set's keys often are. A field named
  * `namespace.column` serves the outputs of that namespace; a bare `column` serves every
  * namespace that has it. Composite keys give every column of the join.
  */
 export type QueryInput =
-  | Readonly<Record<string, KeyValue | readonly KeyValue[]>>
+  | Readonly<Record<string, KeyValue | readonly KeyValue[] | Float64Array>>
   | readonly Readonly<Record<string, KeyValue>>[];
 
 /** A query. */
@@ -277,10 +278,16 @@ export interface PreparedQuery<O extends readonly OutputRef[]> {
   /** The output each native query's reads serve (canonical names, by read index). */
   readonly readOutputs: readonly (readonly string[])[];
   /**
-   * Reads the answers: the native queries' results, and for each windowed need (in
-   * order) its value per row (`undefined`: no value, the default applies).
+  /**
+   * Reads the answers: the native queries' results; for each windowed need (in order)
+   * its value per row (`undefined`: no value, the default applies); and with `times` (a
+   * point-in-time query's, one per row), each row's `time`, set as the row is built.
    */
-  finish(results: WindowQueryResult[], windowed?: readonly (readonly unknown[])[]): QueryResult<O>;
+  finish(
+    results: WindowQueryResult[],
+    windowed?: readonly (readonly unknown[])[],
+    times?: Float64Array,
+  ): QueryResult<O>;
 }
 
 /** How many distinct lists of output names {@link QueryPlanner} keeps planned. */
@@ -339,7 +346,8 @@ export class QueryPlanner {
       buffered: plan.buffered ? bufferedNeeds(plan, input) : [],
       rows: input.length,
       readOutputs: plan.readOutputs,
-      finish: (results, values) => assemble(plan, input, results, explain, values ?? []),
+      finish: (results, values, times) =>
+        assemble(plan, input, results, explain, values ?? [], times),
     };
   }
 
@@ -923,6 +931,7 @@ function assemble<O extends readonly OutputRef[]>(
   results: WindowQueryResult[],
   explain: boolean,
   windowedValues: readonly (readonly unknown[])[],
+  times?: Float64Array,
 ): QueryResult<O> {
   const listsByGroup = results.map((r) => {
     if (r.lists.length === 0) return undefined;
@@ -994,12 +1003,19 @@ function assemble<O extends readonly OutputRef[]>(
         );
       }
     }
+    const key = input.key(row);
+    const typed = values as unknown as OutputValues<O>;
+    // One literal per shape, so that a million-row result adds no property to a built row.
     const r: {
       key: Readonly<Record<string, KeyValue>>;
       values: OutputValues<O>;
       byName: Readonly<Record<string, FeatureValue>>;
+      time?: Date;
       explanations?: readonly ValueExplanation[];
-    } = { key: input.key(row), values: values as unknown as OutputValues<O>, byName };
+    } =
+      times === undefined
+        ? { key, values: typed, byName }
+        : { key, values: typed, byName, time: new Date(times[row] ?? Number.NaN) };
     if (explanations !== undefined) r.explanations = explanations;
     rows[row] = r;
   }

@@ -212,12 +212,7 @@ impl BucketStore {
                             let Some(state) = states.get(read.position) else {
                                 continue;
                             };
-                            match &mut accumulators[slot] {
-                                Some(acc) => {
-                                    acc.merge(state).map_err(|e| corrupt_bucket(series, e))?
-                                }
-                                empty => *empty = Some(state.clone()),
-                            }
+                            merge_into(series, &mut accumulators[slot], state)?;
                         }
                     }
                     if let Some(e) = explanations.as_mut() {
@@ -636,16 +631,8 @@ impl<'a> BucketMerger<'a> {
                 iter.next();
                 continue;
             }
-            let mut rest = value;
-            for position in 0..states_read {
-                // A record written before a rule was added to the layout ends before its
-                // slot: the rule had nothing in that bucket.
-                if rest.is_empty() {
-                    break;
-                }
-                let (state, used) =
-                    AggState::decode(rest).map_err(|e| corrupt_bucket(series, e))?;
-                rest = &rest[used..];
+            let (accumulators, merged) = (&mut self.accumulators, &mut self.merged);
+            decode_states(series, value, states_read, |position, state| {
                 for (slot, read) in bounds.iter().enumerate() {
                     if read.position != position
                         || parts.start < read.first_start
@@ -653,17 +640,52 @@ impl<'a> BucketMerger<'a> {
                     {
                         continue;
                     }
-                    match &mut self.accumulators[slot] {
-                        Some(acc) => acc.merge(&state).map_err(|e| corrupt_bucket(series, e))?,
-                        empty => *empty = Some(state.clone()),
-                    }
-                    self.merged[slot] += 1;
+                    merge_into(series, &mut accumulators[slot], &state)?;
+                    merged[slot] += 1;
                 }
-            }
+                Ok(())
+            })?;
             iter.next();
         }
         iter.status()?;
         Ok(())
+    }
+}
+
+/// Decodes the first `states_read` states of a bucket record, in slot order, handing each
+/// to `each` with its slot. A record written before a rule was added to the layout ends
+/// before that rule's slot: the rule had nothing in that bucket, and nothing is handed.
+pub(crate) fn decode_states(
+    series: &SeriesLayout,
+    record: &[u8],
+    states_read: usize,
+    mut each: impl FnMut(usize, AggState) -> StoreResult<()>,
+) -> StoreResult<()> {
+    let mut rest = record;
+    for position in 0..states_read {
+        if rest.is_empty() {
+            break;
+        }
+        let (state, used) = AggState::decode(rest).map_err(|e| corrupt_bucket(series, e))?;
+        rest = &rest[used..];
+        each(position, state)?;
+    }
+    Ok(())
+}
+
+/// Merges one bucket's state into an accumulator (the first state starts it).
+#[inline]
+pub(crate) fn merge_into(
+    series: &SeriesLayout,
+    acc: &mut Option<AggState>,
+    state: &AggState,
+) -> StoreResult<()> {
+    match acc {
+        Some(acc) => acc.merge(state).map_err(|e| corrupt_bucket(series, e)),
+        empty => {
+            *empty = Some(state.clone());
+            Ok(())
+        }
     }
 }
 

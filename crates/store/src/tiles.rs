@@ -32,13 +32,13 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 use serde::{Deserialize, Serialize};
-use tessera_core::{AggState, BucketSpan};
+use tessera_core::AggState;
 
 use crate::error::{invalid_batch, StoreError, StoreErrorKind, StoreResult};
 use crate::fold::{BucketSink, KeyColumn};
 use crate::key::describe_group_key;
 use crate::layout::{AggregationSpec, Layout, SeriesLayout};
-use crate::points::PointAnswer;
+use crate::points::{point_window, PointAnswer};
 use crate::reads::{encode_key_row, key_rows, Explanation, WindowRead};
 use crate::store::BucketStore;
 
@@ -705,15 +705,6 @@ pub struct TilePointAnswer {
     pub uncovered: Vec<UncoveredWindow>,
 }
 
-/// The bucket window a point at `t` merges in the materialized mode (docs/semantics.md
-/// section 11): `t` binned down to its bucket edge `e`, and the buckets starting in
-/// `[first, e)` of the window `(e - W, e]`.
-pub(crate) fn point_window(span: BucketSpan, t: i64, window_ms: i64) -> (i64, i64) {
-    let edge = span.start_of(t);
-    let window = span.window(edge.saturating_sub(1), window_ms);
-    (window.first_start, edge)
-}
-
 /// A tile read's states of one (rule, group key): (bucket start, state), by start.
 type KeyStates = Vec<(i64, AggState)>;
 
@@ -1016,16 +1007,6 @@ mod tests {
             ..AggregationSpec::default()
         };
         assert_eq!(manifest.covered_end("s", 10, &[count, max]), None);
-    }
-
-    #[test]
-    fn the_point_window_ends_at_the_edge_before_the_time() {
-        let span = BucketSpan::new(10, 3).unwrap();
-        // t = 27 lies in the bucket [23, 33): the window (23 - 20, 23] reads [3, 23).
-        assert_eq!(point_window(span, 27, 20), (3, 23));
-        // On an edge, the bucket starting there is not read.
-        assert_eq!(point_window(span, 23, 20), (3, 23));
-        assert_eq!(point_window(span, 23, 1), (13, 23));
     }
 
     #[test]
