@@ -307,6 +307,10 @@ async function continuousMemory(dir: string, context: BenchContext): Promise<Sce
         rssPeakMiB: peak / 2 ** 20,
         rssEndMiB: (rss.at(-1) ?? 0) / 2 ** 20,
         keptFirstMiddleLast: kept.join('/'),
+        // RSS after each tenth of the keys, MiB.
+        rssMiBByTenth: Array.from({ length: 10 }, (_, i) =>
+          Math.round((rss[Math.floor(((i + 1) * rss.length) / 10) - 1] ?? 0) / 2 ** 20),
+        ).join(' '),
       },
     };
   } finally {
