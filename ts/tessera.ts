@@ -491,6 +491,8 @@ export class Tessera {
   /**
    * A windowed stream resolver given to {@link Tessera.open}, bound to the plan (for
    * {@link WindowedStreamRunner}); an error for one it was not given.
+   *
+   * @internal
    */
   windowedResolver(resolver: WindowedStreamResolver): BoundWindowed {
     const bound = this.windowed.get(`${resolver.namespace}.${resolver.feature}`);

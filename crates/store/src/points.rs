@@ -38,6 +38,19 @@ pub struct PointAnswer {
     pub stale: Vec<StaleWindow>,
 }
 
+/// The rows of a point read: as many as the keys have, which must be as many as the
+/// times (one time per key).
+pub(crate) fn point_rows(keys: &[KeyColumn<'_>], times_ms: &[i64]) -> StoreResult<usize> {
+    let rows = key_rows(keys)?;
+    if times_ms.len() != rows {
+        return Err(invalid_batch(format!(
+            "{} times for {rows} keys: a point read takes one time per key",
+            times_ms.len()
+        )));
+    }
+    Ok(rows)
+}
+
 /// The bucket window a point at `t` merges in the materialized mode (docs/semantics.md
 /// section 11): `t` binned down to its bucket edge `e`, and the buckets starting in
 /// `[first, e)` of the window `(e - W, e]`.
@@ -65,13 +78,7 @@ impl BucketStore {
         reads: &[WindowRead],
         explain: bool,
     ) -> StoreResult<PointAnswer> {
-        let rows = key_rows(keys)?;
-        if times_ms.len() != rows {
-            return Err(invalid_batch(format!(
-                "{} times for {rows} keys: a point read takes one time per key",
-                times_ms.len()
-            )));
-        }
+        let rows = point_rows(keys, times_ms)?;
         let wall = self.options.clock.now_ms();
         let plan = self.plan_reads(reads, wall)?;
         let width = reads.len();
@@ -658,13 +665,7 @@ impl BucketStore {
         window: RecomputedWindow,
         mut visit: impl FnMut(RecomputedCell<'_>),
     ) -> StoreResult<()> {
-        let rows = key_rows(keys)?;
-        if times_ms.len() != rows {
-            return Err(invalid_batch(format!(
-                "{} times for {rows} keys: a point read takes one time per key",
-                times_ms.len()
-            )));
-        }
+        let rows = point_rows(keys, times_ms)?;
         let wall = self.options.clock.now_ms();
         let plan = self.plan_reads(reads, wall)?;
         let mut indexed: HashMap<usize, RowsByKey> = HashMap::new();

@@ -23,9 +23,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parquet::basic::Compression;
-use parquet::column::reader::ColumnReader;
-use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+use parquet::basic::{Compression, Type as PhysicalType};
+use parquet::column::reader::{get_typed_column_reader, ColumnReader};
+use parquet::data_type::{ByteArray, ByteArrayType, DataType, Int64Type};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -38,7 +38,7 @@ use crate::error::{invalid_batch, StoreError, StoreErrorKind, StoreResult};
 use crate::fold::{BucketSink, KeyColumn};
 use crate::key::describe_group_key;
 use crate::layout::{AggregationSpec, Layout, SeriesLayout};
-use crate::points::{point_window, PointAnswer};
+use crate::points::{point_rows, point_window, PointAnswer};
 use crate::reads::{encode_key_row, key_rows, Explanation, WindowRead};
 use crate::store::BucketStore;
 
@@ -479,32 +479,13 @@ struct FileRows {
     state: Vec<ByteArray>,
 }
 
-fn read_byte_column(reader: ColumnReader, rows: usize, path: &Path) -> StoreResult<Vec<ByteArray>> {
-    let ColumnReader::ByteArrayColumnReader(mut typed) = reader else {
-        return Err(parquet_error(
-            path,
-            parquet::errors::ParquetError::General("a column is not of the tile schema".into()),
-        ));
-    };
-    let mut out = Vec::with_capacity(rows);
-    while out.len() < rows {
-        let (records, _, _) = typed
-            .read_records(rows - out.len(), None, None, &mut out)
-            .map_err(|e| parquet_error(path, e))?;
-        if records == 0 {
-            break;
-        }
-    }
-    Ok(out)
-}
-
-fn read_int_column(reader: ColumnReader, rows: usize, path: &Path) -> StoreResult<Vec<i64>> {
-    let ColumnReader::Int64ColumnReader(mut typed) = reader else {
-        return Err(parquet_error(
-            path,
-            parquet::errors::ParquetError::General("a column is not of the tile schema".into()),
-        ));
-    };
+/// Reads `rows` values of a required column of type `T`.
+fn read_column<T: DataType>(
+    reader: ColumnReader,
+    rows: usize,
+    path: &Path,
+) -> StoreResult<Vec<T::T>> {
+    let mut typed = get_typed_column_reader::<T>(reader);
     let mut out = Vec::with_capacity(rows);
     while out.len() < rows {
         let (records, _, _) = typed
@@ -536,6 +517,28 @@ fn read_tile_file(path: &Path) -> StoreResult<FileRows> {
             ),
         ));
     }
+    // The columns read, by index and physical type: a file of another schema is refused,
+    // not misread.
+    let schema = reader.metadata().file_metadata().schema_descr();
+    let expected = [
+        (2, PhysicalType::BYTE_ARRAY),
+        (3, PhysicalType::BYTE_ARRAY),
+        (5, PhysicalType::INT64),
+        (6, PhysicalType::BYTE_ARRAY),
+    ];
+    if schema.num_columns() != 7
+        || expected
+            .iter()
+            .any(|&(i, t)| schema.column(i).physical_type() != t)
+    {
+        return Err(StoreError::new(
+            StoreErrorKind::IncompatibleFormat,
+            format!(
+                "offline tiles: '{}' does not have the tile schema (docs/semantics.md section 11.2)",
+                path.display()
+            ),
+        ));
+    }
     let mut out = FileRows {
         rule: Vec::new(),
         group_key: Vec::new(),
@@ -552,12 +555,14 @@ fn read_tile_file(path: &Path) -> StoreResult<FileRows> {
                 .get_column_reader(i)
                 .map_err(|e| parquet_error(path, e))
         };
-        out.rule.extend(read_byte_column(column(2)?, rows, path)?);
+        out.rule
+            .extend(read_column::<ByteArrayType>(column(2)?, rows, path)?);
         out.group_key
-            .extend(read_byte_column(column(3)?, rows, path)?);
+            .extend(read_column::<ByteArrayType>(column(3)?, rows, path)?);
         out.bucket_start
-            .extend(read_int_column(column(5)?, rows, path)?);
-        out.state.extend(read_byte_column(column(6)?, rows, path)?);
+            .extend(read_column::<Int64Type>(column(5)?, rows, path)?);
+        out.state
+            .extend(read_column::<ByteArrayType>(column(6)?, rows, path)?);
     }
     let n = out.bucket_start.len();
     if out.rule.len() != n || out.group_key.len() != n || out.state.len() != n {
@@ -722,13 +727,7 @@ impl BucketStore {
         reads: &[WindowRead],
         explain: bool,
     ) -> StoreResult<TilePointAnswer> {
-        let rows = key_rows(keys)?;
-        if times_ms.len() != rows {
-            return Err(invalid_batch(format!(
-                "{} times for {rows} keys: a point read takes one time per key",
-                times_ms.len()
-            )));
-        }
+        let rows = point_rows(keys, times_ms)?;
         let manifest = TileManifest::read(dir)?;
         let plan = self.plan_reads(reads, self.options.clock.now_ms())?;
         let mut values = self.empty_values(&plan, rows);
