@@ -665,7 +665,7 @@ impl BucketStore {
         window: RecomputedWindow,
         mut visit: impl FnMut(RecomputedCell<'_>),
     ) -> StoreResult<()> {
-        let rows = point_rows(keys, times_ms)?;
+        point_rows(keys, times_ms)?;
         let wall = self.options.clock.now_ms();
         let plan = self.plan_reads(reads, wall)?;
         let mut indexed: HashMap<usize, RowsByKey> = HashMap::new();

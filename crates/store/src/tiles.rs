@@ -39,7 +39,7 @@ use crate::fold::{BucketSink, KeyColumn};
 use crate::key::describe_group_key;
 use crate::layout::{AggregationSpec, Layout, SeriesLayout};
 use crate::points::{point_rows, point_window, PointAnswer};
-use crate::reads::{encode_key_row, key_rows, Explanation, WindowRead};
+use crate::reads::{encode_key_row, Explanation, WindowRead};
 use crate::store::BucketStore;
 
 /// The version of the tile files and manifest this build writes and reads.
