@@ -40,7 +40,7 @@ function consume(
         fileURLToPath(new URL('./fixtures/windowed-consumer.mjs', import.meta.url)),
         store,
         file,
-        killAfterMs === null ? '0' : '15',
+        killAfterMs === null ? '0' : '40',
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
@@ -88,7 +88,7 @@ describe('windowed stream resolvers under SIGKILL', () => {
       const random = seededRandom(8);
       let mid = 0;
       for (let k = 0; k < 6; k++) {
-        const run = await consume(killed, file, 50 + Math.floor(random() * 400));
+        const run = await consume(killed, file, 50 + Math.floor(random() * 250));
         if (!run.finished && run.acks > 0) mid += 1;
       }
       expect(mid).toBeGreaterThanOrEqual(4);

@@ -55,7 +55,11 @@ import { compile, type PlanInput } from './planner/compile.js';
 import { type SeriesSummary, summarize } from './planner/series-summary.js';
 import { toStoreDescription } from './planner/store-description.js';
 import type { Plan } from './planner/types.js';
-import { BoundWindowed, type WindowedStreamResolver } from './resolvers/windowed.js';
+import {
+  BoundWindowed,
+  isWindowedStreamResolver,
+  type WindowedStreamResolver,
+} from './resolvers/windowed.js';
 import { lazySql } from './resolvers/windowed-sql.js';
 
 /** A stream position committed atomically with the buckets it produced. */
@@ -456,14 +460,14 @@ export class Tessera {
         `query: ${buffered.join(', ')} ${buffered.length === 1 ? 'has' : 'have'} a continuous buffer, read from raw rows at query time; use await tessera.queryAsync(...)`,
       );
     }
+    const results = this.store.query(prepared.queries);
+    if (prepared.windowed.length === 0) return prepared.finish(results);
     const continuous = prepared.windowed.filter((w) => w.bound.resolver.mode === 'continuous');
     if (continuous.length > 0) {
       throw new InvalidQueryError(
         `query: ${continuous.map((w) => w.canonical).join(', ')} ${continuous.length === 1 ? 'is a continuous window' : 'are continuous windows'}, computed by ${continuous[0]?.bound.resolver.name} from its messages at query time; use await tessera.queryAsync(...)`,
       );
     }
-    const results = this.store.query(prepared.queries);
-    if (prepared.windowed.length === 0) return prepared.finish(results);
     const now = prepared.nowMs ?? this.store.clockMs();
     return prepared.finish(
       results,
@@ -802,15 +806,7 @@ function boundWindowedResolvers(
   given: readonly unknown[],
   plan: Plan,
 ): ReadonlyMap<string, BoundWindowed> {
-  if (
-    !Array.isArray(given) ||
-    !given.every(
-      (r) =>
-        typeof r === 'object' &&
-        r !== null &&
-        (r as { kind?: unknown }).kind === 'windowed_stream_resolver',
-    )
-  ) {
+  if (!Array.isArray(given) || !given.every(isWindowedStreamResolver)) {
     throw new InvalidOptionError(
       'Tessera.open: windowedResolvers takes resolvers made by makeWindowedStreamResolver',
     );

@@ -121,16 +121,7 @@ impl BucketStore {
         let mut ranges = Vec::with_capacity(layouts.len());
         for wanted in layouts {
             let series = &self.series[self.series_index(&wanted.series_id)?];
-            let layout = series
-                .layouts
-                .iter()
-                .find(|l| l.span.size_ms() == wanted.bucket_size_ms)
-                .ok_or_else(|| {
-                    invalid_batch(format!(
-                        "series '{}' has no buckets of {} ms",
-                        wanted.series_id, wanted.bucket_size_ms
-                    ))
-                })?;
+            let layout = series.layout_of_size(wanted.bucket_size_ms)?;
             let span = layout.span;
             let lower = lower_ms.unwrap_or_else(|| now.saturating_sub(layout.retention_ms));
             let start = span.start_of(lower);
@@ -185,16 +176,7 @@ impl BucketStore {
         let mut bounds = HashMap::new();
         for range in ranges {
             let full = &self.series[self.series_index(&range.series_id)?];
-            if !full
-                .layouts
-                .iter()
-                .any(|l| l.span.size_ms() == range.bucket_size_ms)
-            {
-                return Err(invalid_batch(format!(
-                    "series '{}' has no buckets of {} ms",
-                    range.series_id, range.bucket_size_ms
-                )));
-            }
+            full.layout_of_size(range.bucket_size_ms)?;
             if !by_id.contains_key(&range.series_id) {
                 by_id.insert(range.series_id.clone(), series.len());
                 series.push(full.restricted_to(&sizes[range.series_id.as_str()]));

@@ -297,6 +297,19 @@ impl SeriesLayout {
         &self.order
     }
 
+    /// The (active) layout of `bucket_size_ms`, or an error naming the series and size.
+    pub fn layout_of_size(&self, bucket_size_ms: i64) -> StoreResult<&Layout> {
+        self.layouts
+            .iter()
+            .find(|l| l.span.size_ms() == bucket_size_ms)
+            .ok_or_else(|| {
+                crate::error::invalid_batch(format!(
+                    "series '{}' has no buckets of {bucket_size_ms} ms",
+                    self.spec.id
+                ))
+            })
+    }
+
     /// The retention of the layout of `bucket_size_ms`, active or retired.
     pub fn layout_retention(&self, bucket_size_ms: i64) -> Option<i64> {
         self.layouts

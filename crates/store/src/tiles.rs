@@ -620,13 +620,7 @@ pub(crate) fn commit_tiles(
     let mut added = 0;
     for layout in layouts {
         let series = layout.series;
-        let Some(spans) = series
-            .layouts
-            .iter()
-            .find(|l| l.span.size_ms() == layout.bucket_size_ms)
-        else {
-            continue;
-        };
+        let spans = series.layout_of_size(layout.bucket_size_ms)?;
         if layout.end_ms <= layout.start_ms {
             continue;
         }
@@ -749,6 +743,22 @@ impl BucketStore {
             let has = encode_key_row(keys, row, &mut scratch)?;
             group_keys.push(has.then(|| scratch.clone()));
         }
+        // The bucket starts each (series, rule) is read for, over every read and row of it,
+        // so that two windows of one rule load its tiles once.
+        let mut ranges: HashMap<(usize, usize), (i64, i64)> = HashMap::new();
+        for (read, planned) in reads.iter().zip(&plan.per_read) {
+            let series = &self.series[planned.series];
+            let slot = series.rule_slot(read.rule)?;
+            let span = series.layouts[slot.layout].span;
+            let range = ranges
+                .entry((planned.series, slot.stored))
+                .or_insert((i64::MAX, i64::MIN));
+            for &t in times_ms {
+                let (first, edge) = point_window(span, t, read.window_ms);
+                *range = (range.0.min(first), range.1.max(edge));
+            }
+        }
+        let mut loaded: HashMap<(usize, usize), HashMap<Vec<u8>, KeyStates>> = HashMap::new();
         for (read_index, (read, planned)) in reads.iter().zip(&plan.per_read).enumerate() {
             let series = &self.series[planned.series];
             let slot = series.rule_slot(read.rule)?;
@@ -769,9 +779,8 @@ impl BucketStore {
                     t.bucket_origin_ms
                 )));
             }
-            // The windows of every row, the range they span, and the ones no tile covers.
+            // The windows of every row, and the ones no tile covers.
             let mut windows = Vec::with_capacity(rows);
-            let (mut lo, mut hi) = (i64::MAX, i64::MIN);
             for (row, &t) in times_ms.iter().enumerate() {
                 let (first, edge) = point_window(span, t, read.window_ms);
                 windows.push((first, edge));
@@ -789,11 +798,20 @@ impl BucketStore {
                         to_ms: to,
                     });
                 }
-                lo = lo.min(first);
-                hi = hi.max(edge);
             }
-            let states =
-                self.tile_states(dir, &manifest, series, size, rule, (lo, hi), &group_keys)?;
+            let key = (planned.series, slot.stored);
+            let states = match loaded.entry(key) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(self.tile_states(
+                    dir,
+                    &manifest,
+                    series,
+                    size,
+                    rule,
+                    ranges[&key],
+                    &group_keys,
+                )?),
+            };
             for (row, &(first, edge)) in windows.iter().enumerate() {
                 let Some(key) = &group_keys[row] else {
                     continue;
@@ -914,16 +932,7 @@ impl BucketStore {
             .iter()
             .map(|wanted| {
                 let series = &self.series[self.series_index(&wanted.series_id)?];
-                let layout = series
-                    .layouts
-                    .iter()
-                    .find(|l| l.span.size_ms() == wanted.bucket_size_ms)
-                    .ok_or_else(|| {
-                        invalid_batch(format!(
-                            "series '{}' has no buckets of {} ms",
-                            wanted.series_id, wanted.bucket_size_ms
-                        ))
-                    })?;
+                let layout = series.layout_of_size(wanted.bucket_size_ms)?;
                 let rules: Vec<AggregationSpec> = series
                     .active_rules(layout)
                     .map(|r| series.spec.rules[r].aggregation.clone())
